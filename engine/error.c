@@ -1,0 +1,4 @@
+/* error.c: the DSOCR_ERROR domain. */
+#include "dsocr/dsocr-error.h"
+
+G_DEFINE_QUARK (dsocr-error-quark, dsocr_error)

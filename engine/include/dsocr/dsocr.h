@@ -1,0 +1,16 @@
+/* dsocr.h: the gst-dsocr engine, a GStreamer-free C library that runs the DeepSeek-OCR model
+ * family (and DeepSeek-V2 / V3.2 decoders) on the CPU and, when built with CUDA, on NVIDIA GPUs.
+ *
+ * Include this umbrella header; it pulls in every public part of the API. Each part documents
+ * ownership in GStreamer's words: (transfer full) the caller owns the result and frees it with
+ * the matching _free/_unref; (transfer none) it is borrowed and valid while its owner lives.
+ * Failures are reported through GError in the DSOCR_ERROR domain (dsocr-error.h); no call
+ * aborts or exits on bad input.
+ */
+#ifndef DSOCR_H
+#define DSOCR_H
+
+#include <dsocr/dsocr-error.h>
+#include <dsocr/dsocr-tensor.h>
+
+#endif /* DSOCR_H */

@@ -1,0 +1,88 @@
+/* convert.c: dtype widening, the CPU reference. */
+#include "dsk.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t
+dsk_dtype_size (dsk_dtype dtype)
+{
+  switch (dtype) {
+    case DSK_F32: case DSK_I32: return 4;
+    case DSK_F16: case DSK_BF16: return 2;
+    case DSK_F8_E4M3: case DSK_U8: case DSK_BOOL: return 1;
+    case DSK_I64: return 8;
+    default: return 0;
+  }
+}
+
+float
+dsk_f16_to_f32 (uint16_t h)
+{
+  uint32_t sign = (uint32_t) (h >> 15) << 31;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t man = h & 0x3ff;
+  union { uint32_t u; float f; } v;
+
+  if (exp == 0) {
+    /* zero or subnormal: value = man * 2^-24 */
+    float f = ldexpf ((float) man, -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31)
+    v.u = sign | 0x7f800000u | (man << 13);
+  else
+    v.u = sign | ((exp + 112) << 23) | (man << 13);
+  return v.f;
+}
+
+float
+dsk_f8_e4m3_to_f32 (uint8_t b)
+{
+  /* OCP e4m3fn: bias 7, no infinities, 0x7f/0xff are NaN, max finite 448. */
+  int sign = b >> 7;
+  int exp = (b >> 3) & 0xf;
+  int man = b & 0x7;
+  float f;
+
+  if (exp == 0xf && man == 0x7)
+    return NAN;
+  if (exp == 0)
+    f = ldexpf ((float) man, -9);          /* subnormal: man/8 * 2^-6 */
+  else
+    f = ldexpf (1.0f + (float) man / 8.0f, exp - 7);
+  return sign ? -f : f;
+}
+
+dsk_status
+dsk_convert_to_f32_cpu (float *dst, const void *src, dsk_dtype src_dtype, size_t n)
+{
+  if (!dst || (!src && n))
+    return DSK_ERR_INVALID;
+
+  switch (src_dtype) {
+    case DSK_F32:
+      memmove (dst, src, n * sizeof (float));
+      return DSK_OK;
+    case DSK_BF16: {
+      const uint16_t *s = src;
+      for (size_t i = 0; i < n; i++)
+        dst[i] = dsk_bf16_to_f32 (s[i]);
+      return DSK_OK;
+    }
+    case DSK_F16: {
+      const uint16_t *s = src;
+      for (size_t i = 0; i < n; i++)
+        dst[i] = dsk_f16_to_f32 (s[i]);
+      return DSK_OK;
+    }
+    case DSK_F8_E4M3: {
+      const uint8_t *s = src;
+      for (size_t i = 0; i < n; i++)
+        dst[i] = dsk_f8_e4m3_to_f32 (s[i]);
+      return DSK_OK;
+    }
+    default:
+      return DSK_ERR_UNSUPPORTED;
+  }
+}
