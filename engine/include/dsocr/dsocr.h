@@ -12,5 +12,10 @@
 
 #include <dsocr/dsocr-error.h>
 #include <dsocr/dsocr-tensor.h>
+#include <dsocr/dsocr-safetensors.h>
+#include <dsocr/dsocr-checkpoint.h>
+#include <dsocr/dsocr-config.h>
+#include <dsocr/dsocr-image.h>
+#include <dsocr/dsocr-preprocess.h>
 
 #endif /* DSOCR_H */

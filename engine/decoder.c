@@ -1,0 +1,688 @@
+/* decoder.c: the DeepSeek-V2-family layer loop on the CPU (float32 activations).
+ *
+ * References reproduced here (transformers 5.23 unless noted):
+ * - MHA layers: DeepseekOcr2TextAttention (LlamaAttention: rotate-half RoPE on the whole head)
+ * - MLA layers: DeepseekV2Attention / DeepseekV3Attention (latent KV, RoPE on the q_pe/k_pe
+ *   part, interleaved pairs unless rope_interleave is false, yarn mscale^2 in the scale)
+ * - routers: DeepseekV2TopkRouter (greedy, group_limited_greedy), DeepseekV3TopkRouter
+ *   (noaux_tc), with norm_topk_prob as the hub's modeling_deepseekv2.py applies it
+ * - experts: DeepseekV2Experts (routed outputs weighted and summed in f32, experts in
+ *   ascending id order) plus the shared-expert MLP.
+ */
+#include "decoder.h"
+
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dsk.h"
+#include "dsocr/dsocr-error.h"
+
+/* A growable float buffer. */
+typedef struct {
+  float *data;
+  gsize cap;
+} buffer;
+
+struct dsocr_decoder_state {
+  const dsocr_model *model;
+  int n_threads;
+  dsocr_mla_form mla_form;
+
+  float *cos_tab, *sin_tab;  // [n_pos, rope_dim / 2]
+  size_t n_pos;
+
+  buffer xn;       // [T, n_embd] normed input of a block
+  buffer q;        // [T, n_head * d_q]: MHA q, MLA q (nope | pe), or absorbed q (c | pe)
+  buffer k;        // [T, n_kv_head * head_dim] (MHA new keys) / [T, kv_lora + rope] (MLA)
+  buffer v;        // [T, n_kv_head * head_dim] (MHA new values)
+  buffer qa;       // [T, q_lora_rank]
+  buffer kvb;      // [S, n_head * (nope + v)] expanded keys/values of one row (MLA)
+  buffer kfull;    // [S, n_head, nope + rope] expanded keys of one row (MLA)
+  buffer att;      // [T, n_head * d_v] attention output (absorbed: [T, n_head * kv_lora])
+  buffer att2;     // [T, n_head * v_head] absorbed: attention output after W_vb
+  buffer proj;     // [T, n_embd] block output
+  buffer gate;     // [T, inter]
+  buffer up;       // [T, inter]
+  buffer routed;   // [T, n_embd] f32 sum of weighted expert outputs
+  buffer logits_r; // [T, n_experts] router logits, then scores
+  int32_t *topk_idx;   // [T, top_k]
+  float *topk_w;       // [T, top_k]
+  int32_t *exp_rows;   // [T * top_k] token ids grouped by expert
+  float *exp_scale;    // [T * top_k] their weights
+  int *exp_count;      // [n_experts + 1] offsets into exp_rows
+  int *exp_fill;       // [n_experts] next free slot of each expert while grouping
+  float *bias_f32;     // [n_experts] e_score_correction_bias widened
+  float *choice;       // [n_experts] scores a token's experts are chosen by
+  float *group_score;  // [n_group]
+  int32_t *kept;       // [n_group] groups kept
+  gsize route_cap;
+};
+
+static gboolean
+ensure (buffer *b, gsize n, GError **error)
+{
+  float *p;
+
+  if (n <= b->cap)
+    return TRUE;
+  p = g_try_realloc (b->data, sizeof (float) * n);
+  if (!p) {
+    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_NOMEM, "decoder: cannot allocate %" G_GSIZE_FORMAT
+                 " floats of scratch", n);
+    return FALSE;
+  }
+  b->data = p;
+  b->cap = n;
+  return TRUE;
+}
+
+static inline dsk_dtype
+dt (const dsocr_tensor *t)
+{
+  return (dsk_dtype) t->dtype;
+}
+
+/* y[n, out] = x[n, in] W^T + b, both packed. */
+static void
+linear (float *y, const float *x, const dsocr_linear *lin, size_t n)
+{
+  dsk_matmul_f32_cpu (y, x, lin->w->data, dt (lin->w), lin->b ? lin->b->data : NULL,
+                      lin->b ? dt (lin->b) : DSK_F32, n, (size_t) lin->n_in,
+                      (size_t) lin->n_out, NULL);
+}
+
+static void
+rmsnorm (float *y, const float *x, const dsocr_tensor *w, size_t n, size_t dim, size_t ld,
+         double eps)
+{
+  dsk_rmsnorm_f32_cpu (y, ld, x, ld, w->data, dt (w), n, dim, (float) eps);
+}
+
+dsocr_decoder_state *
+dsocr_decoder_state_new (const dsocr_model *model, int n_threads, dsocr_mla_form mla_form)
+{
+  dsocr_decoder_state *s = g_new0 (dsocr_decoder_state, 1);
+  const int E = MAX (model->config->text.n_routed_experts, 1);
+  const int G = MAX (model->config->text.n_group, 1);
+
+  s->model = model;
+  s->n_threads = n_threads;
+  s->mla_form = mla_form;
+  s->exp_count = g_new0 (int, E + 1);
+  s->exp_fill = g_new0 (int, E);
+  s->bias_f32 = g_new0 (float, E);
+  s->choice = g_new0 (float, E);
+  s->group_score = g_new0 (float, G);
+  s->kept = g_new0 (int32_t, G);
+  return s;
+}
+
+void
+dsocr_decoder_state_free (dsocr_decoder_state *s)
+{
+  if (!s)
+    return;
+  {
+    buffer *bufs[] = { &s->xn, &s->q, &s->k, &s->v, &s->qa, &s->kvb, &s->kfull, &s->att,
+                       &s->att2, &s->proj, &s->gate, &s->up, &s->routed, &s->logits_r };
+    for (gsize i = 0; i < G_N_ELEMENTS (bufs); i++)
+      g_free (bufs[i]->data);
+  }
+  g_free (s->cos_tab);
+  g_free (s->sin_tab);
+  g_free (s->topk_idx);
+  g_free (s->topk_w);
+  g_free (s->exp_rows);
+  g_free (s->exp_scale);
+  g_free (s->exp_count);
+  g_free (s->exp_fill);
+  g_free (s->bias_f32);
+  g_free (s->choice);
+  g_free (s->group_score);
+  g_free (s->kept);
+  g_free (s);
+  /* The matmul keeps a widened-weight block per calling thread; a finished session gives it
+   * back so an idle process does not hold it. */
+  dsk_matmul_scratch_release_cpu ();
+}
+
+/* Makes the cos/sin tables cover positions [0, max_pos]. */
+static gboolean
+ensure_rope (dsocr_decoder_state *s, int32_t max_pos, GError **error)
+{
+  const dsocr_model *m = s->model;
+  const size_t half = (size_t) m->config->text.rope_dim / 2;
+  size_t n_pos;
+  float *c, *sn;
+
+  if ((size_t) max_pos < s->n_pos)
+    return TRUE;
+  n_pos = MAX ((size_t) max_pos + 1, s->n_pos * 2);
+  n_pos = MAX (n_pos, 256);
+  c = g_try_new (float, n_pos * half);
+  sn = g_try_new (float, n_pos * half);
+  if (!c || !sn) {
+    g_free (c);
+    g_free (sn);
+    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_NOMEM,
+                 "decoder: cannot allocate RoPE tables for %zu positions", n_pos);
+    return FALSE;
+  }
+  dsk_rope_tables_cpu (c, sn, m->rope_inv_freq, half * 2, n_pos, m->rope_scale);
+  g_free (s->cos_tab);
+  g_free (s->sin_tab);
+  s->cos_tab = c;
+  s->sin_tab = sn;
+  s->n_pos = n_pos;
+  return TRUE;
+}
+
+/* ---- attention ---- */
+
+/* MHA: q, k, v projections, rotate-half RoPE over the whole head, cache append, causal
+ * attention over the row's cache, o_proj. @out: [T, n_embd]. */
+static void
+attention_mha (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_cache *cache,
+               int n_seq, int n_tokens, const int32_t *positions, float *out)
+{
+  const dsocr_text_config *t = &s->model->config->text;
+  const size_t T = (size_t) n_seq * n_tokens, nh = t->num_attention_heads,
+               nkv = t->num_key_value_heads, hd = t->head_dim;
+  const size_t kw = nkv * hd;
+  float *q = s->q.data, *k = s->k.data, *v = s->v.data, *att = s->att.data;  // [T, nh*hd] etc.
+
+  linear (q, s->xn.data, &ly->q, T);
+  linear (k, s->xn.data, &ly->k, T);
+  linear (v, s->xn.data, &ly->v, T);
+  dsk_rope_f32_cpu (q, T, nh, nh * hd, hd, 0, hd, positions, s->cos_tab, s->sin_tab, s->n_pos,
+                    DSK_ROPE_HALF);
+  dsk_rope_f32_cpu (k, T, nkv, kw, hd, 0, hd, positions, s->cos_tab, s->sin_tab, s->n_pos,
+                    DSK_ROPE_HALF);
+
+  for (int r = 0; r < n_seq; r++) {
+    float *kc = dsocr_kv_cache_k (cache, il, r), *vc = dsocr_kv_cache_v (cache, il, r);
+    const size_t row0 = (size_t) r * n_tokens;
+    dsk_attention_params p = {
+      .n_q = (size_t) n_tokens,
+      .n_kv = (size_t) cache->n_past + n_tokens,
+      .n_heads = nh,
+      .n_kv_heads = nkv,
+      .d_qk = hd,
+      .d_v = hd,
+      .scale = (float) t->softmax_scale,
+      .causal = 1,
+      .q_pos0 = (size_t) cache->n_past,
+      .key_valid = cache->mask[r],
+    };
+
+    memcpy (kc + (size_t) cache->n_past * kw, k + row0 * kw, sizeof (float) * n_tokens * kw);
+    memcpy (vc + (size_t) cache->n_past * kw, v + row0 * kw, sizeof (float) * n_tokens * kw);
+    dsk_attention_f32_cpu (att + row0 * nh * hd, q + row0 * nh * hd, kc, vc, &p);
+  }
+  linear (out, att, &ly->o, T);
+}
+
+/* out[n, out_dim] = x[n, in_dim] · W where W is [in_dim, out_dim] with rows @ld_w elements apart
+ * (dsk's matmul takes W^T layouts only; the absorbed MLA query needs W itself). */
+static void
+matmul_xw (float *y, size_t ldy, const float *x, size_t ldx, const void *w, dsk_dtype w_dtype,
+           size_t ld_w, size_t n, size_t in_dim, size_t out_dim)
+{
+  const size_t esize = dsk_dtype_size (w_dtype);
+
+  for (size_t i = 0; i < n; i++) {
+    float *yi = y + i * ldy;
+    memset (yi, 0, sizeof (float) * out_dim);
+    for (size_t d = 0; d < in_dim; d++) {
+      const float a = x[i * ldx + d];
+      const char *row = (const char *) w + d * ld_w * esize;
+      if (w_dtype == DSK_BF16) {
+        const uint16_t *wr = (const uint16_t *) row;
+        for (size_t j = 0; j < out_dim; j++)
+          yi[j] += a * dsk_bf16_to_f32 (wr[j]);
+      } else if (w_dtype == DSK_F16) {
+        const uint16_t *wr = (const uint16_t *) row;
+        for (size_t j = 0; j < out_dim; j++)
+          yi[j] += a * dsk_f16_to_f32 (wr[j]);
+      } else {
+        const float *wr = (const float *) row;
+        for (size_t j = 0; j < out_dim; j++)
+          yi[j] += a * wr[j];
+      }
+    }
+  }
+}
+
+/* MLA: query (direct or LoRA), latent c + k_pe (cached), then either the expanded form
+ * (decompress keys/values of every cached column) or the absorbed one (fold kv_b_proj into
+ * the query and the output and attend over the latent directly). @out: [T, n_embd]. */
+static gboolean
+attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_cache *cache,
+               int n_seq, int n_tokens, const int32_t *positions, float *out, GError **error)
+{
+  const dsocr_text_config *t = &s->model->config->text;
+  const size_t T = (size_t) n_seq * n_tokens, nh = t->num_attention_heads;
+  const size_t nope = t->qk_nope_head_dim, rope = t->qk_rope_head_dim, vd = t->v_head_dim;
+  const size_t qk = nope + rope, kvr = t->kv_lora_rank, cw = kvr + rope;
+  const size_t S = (size_t) cache->n_past + n_tokens;
+  const dsk_rope_mode mode = t->rope_interleave ? DSK_ROPE_INTERLEAVED : DSK_ROPE_HALF;
+  const dsocr_tensor *wkvb = ly->kv_b.w;  // [nh * (nope + vd), kvr]
+  const size_t esize = dsocr_dtype_size (wkvb->dtype);
+  gboolean absorbed;
+  float *q = s->q.data, *c = s->k.data;  // [T, nh * qk], [T, kvr + rope]
+
+  if (t->q_lora_rank > 0) {
+    if (!ensure (&s->qa, T * t->q_lora_rank, error))
+      return FALSE;
+    linear (s->qa.data, s->xn.data, &ly->q_a, T);
+    rmsnorm (s->qa.data, s->qa.data, ly->q_a_norm, T, t->q_lora_rank, t->q_lora_rank,
+             t->rms_norm_eps);
+    linear (q, s->qa.data, &ly->q_b, T);
+  } else {
+    linear (q, s->xn.data, &ly->q, T);
+  }
+  linear (c, s->xn.data, &ly->kv_a, T);
+  rmsnorm (c, c, ly->kv_a_norm, T, kvr, cw, t->rms_norm_eps);
+  dsk_rope_f32_cpu (q, T, nh, nh * qk, qk, nope, rope, positions, s->cos_tab, s->sin_tab,
+                    s->n_pos, mode);
+  dsk_rope_f32_cpu (c, T, 1, cw, cw, kvr, rope, positions, s->cos_tab, s->sin_tab, s->n_pos,
+                    mode);
+  for (int r = 0; r < n_seq; r++)
+    memcpy (dsocr_kv_cache_k (cache, il, r) + (size_t) cache->n_past * cw,
+            c + (size_t) r * n_tokens * cw, sizeof (float) * n_tokens * cw);
+
+  switch (s->mla_form) {
+  case DSOCR_MLA_EXPANDED:
+    absorbed = FALSE;
+    break;
+  case DSOCR_MLA_ABSORBED:
+    absorbed = TRUE;
+    break;
+  default:
+    /* Expanding costs S * kvr * nh * (nope + vd) per row and layer, absorbing about
+     * T * S * nh * 2 * kvr: absorb when few columns join a longer cache. */
+    absorbed = cache->n_past > 0 && 2 * (size_t) n_tokens < nope + vd;
+    break;
+  }
+
+  if (!absorbed) {
+    if (!ensure (&s->kvb, S * nh * (nope + vd), error) || !ensure (&s->kfull, S * nh * qk, error))
+      return FALSE;
+    for (int r = 0; r < n_seq; r++) {
+      const float *cr = dsocr_kv_cache_k (cache, il, r);  // [S, kvr + rope]
+      float *kvb = s->kvb.data, *kf = s->kfull.data;     // [S, nh, nope + vd], [S, nh, qk]
+      const size_t row0 = (size_t) r * n_tokens;
+      dsk_matmul_opts mo = { .ldx = cw };
+      dsk_attention_params p = {
+        .n_q = (size_t) n_tokens,
+        .n_kv = S,
+        .n_heads = nh,
+        .n_kv_heads = nh,
+        .d_qk = qk,
+        .d_v = vd,
+        .v_stride = nh * (nope + vd),
+        .v_head_stride = nope + vd,
+        .scale = (float) t->softmax_scale,
+        .causal = 1,
+        .q_pos0 = (size_t) cache->n_past,
+        .key_valid = cache->mask[r],
+      };
+
+      dsk_matmul_f32_cpu (kvb, cr, wkvb->data, dt (wkvb), NULL, DSK_F32, S, kvr,
+                          nh * (nope + vd), &mo);
+      for (size_t j = 0; j < S; j++) {
+        for (size_t h = 0; h < nh; h++) {
+          memcpy (kf + (j * nh + h) * qk, kvb + (j * nh + h) * (nope + vd), sizeof (float) * nope);
+          memcpy (kf + (j * nh + h) * qk + nope, cr + j * cw + kvr, sizeof (float) * rope);
+        }
+      }
+      dsk_attention_f32_cpu (s->att.data + row0 * nh * vd, q + row0 * nh * qk, kf, kvb + nope,
+                             &p);
+    }
+    linear (out, s->att.data, &ly->o, T);
+    return TRUE;
+  }
+
+  /* Absorbed: q~_h = q_nope_h · W_kb_h (W_kb_h = rows [h (nope+vd), +nope) of kv_b), keys and
+   * values are the cached [c | k_pe] (one shared head), and the attended latent goes back
+   * through W_vb_h (the next vd rows). */
+  if (!ensure (&s->kvb, T * nh * cw, error) || !ensure (&s->att, T * nh * kvr, error) ||
+      !ensure (&s->att2, T * nh * vd, error))
+    return FALSE;
+  {
+    float *qt = s->kvb.data;  // [T, nh, kvr + rope]
+    const char *wb = wkvb->data;
+
+#pragma omp parallel for num_threads (s->n_threads > 0 ? s->n_threads : 1) if (s->n_threads != 1)
+    for (size_t h = 0; h < nh; h++) {
+      matmul_xw (qt + h * cw, nh * cw, q + h * qk, nh * qk, wb + h * (nope + vd) * kvr * esize,
+                 dt (wkvb), kvr, T, nope, kvr);
+      for (size_t i = 0; i < T; i++)
+        memcpy (qt + (i * nh + h) * cw + kvr, q + (i * nh + h) * qk + nope, sizeof (float) * rope);
+    }
+    for (int r = 0; r < n_seq; r++) {
+      const size_t row0 = (size_t) r * n_tokens;
+      const float *cr = dsocr_kv_cache_k (cache, il, r);
+      dsk_attention_params p = {
+        .n_q = (size_t) n_tokens,
+        .n_kv = S,
+        .n_heads = nh,
+        .n_kv_heads = 1,
+        .d_qk = cw,
+        .d_v = kvr,
+        .k_stride = cw,
+        .v_stride = cw,
+        .scale = (float) t->softmax_scale,
+        .causal = 1,
+        .q_pos0 = (size_t) cache->n_past,
+        .key_valid = cache->mask[r],
+      };
+      dsk_attention_f32_cpu (s->att.data + row0 * nh * kvr, qt + row0 * nh * cw, cr, cr, &p);
+    }
+    for (size_t h = 0; h < nh; h++) {
+      dsk_matmul_opts mo = { .ldx = nh * kvr, .ldy = nh * vd };
+      dsk_matmul_f32_cpu (s->att2.data + h * vd, s->att.data + h * kvr,
+                          wb + (h * (nope + vd) + nope) * kvr * esize, dt (wkvb), NULL, DSK_F32,
+                          T, kvr, vd, &mo);
+    }
+    linear (out, s->att2.data, &ly->o, T);
+  }
+  return TRUE;
+}
+
+/* ---- feed-forward ---- */
+
+static void
+swiglu_mlp (dsocr_decoder_state *s, const dsocr_linear *gate, const dsocr_linear *up,
+            const dsocr_linear *down, size_t T, float *out)
+{
+  const size_t inter = (size_t) gate->n_out;
+  linear (s->gate.data, s->xn.data, gate, T);
+  linear (s->up.data, s->xn.data, up, T);
+  dsk_swiglu_f32_cpu (s->gate.data, s->gate.data, s->up.data, T * inter);
+  linear (out, s->gate.data, down, T);
+}
+
+/* Picks the top_k largest of @scores[n] into @idx (the lowest id first among equal values:
+ * torch.topk leaves their order and choice unspecified). */
+static void
+top_k (const float *scores, int n, int k, int32_t *idx)
+{
+  for (int j = 0; j < k; j++) {
+    int best = -1;
+    for (int e = 0; e < n; e++) {
+      gboolean taken = FALSE;
+      for (int i = 0; i < j && !taken; i++)
+        taken = idx[i] == e;
+      if (!taken && (best < 0 || scores[e] > scores[best]))
+        best = e;
+    }
+    idx[j] = best;
+  }
+}
+
+static int
+compare_i32 (const void *a, const void *b)
+{
+  int32_t x = *(const int32_t *) a, y = *(const int32_t *) b;
+  return (x > y) - (x < y);
+}
+
+/* Router of one token: @logits [E] -> @idx [k] (ascending) and @w [k]. */
+static void
+route_token (dsocr_decoder_state *s, const float *bias_f32, float *logits, int32_t *idx,
+             float *w)
+{
+  const dsocr_text_config *t = &s->model->config->text;
+  const int E = t->n_routed_experts, k = t->num_experts_per_tok;
+  const int n_group = t->n_group > 0 ? t->n_group : 1, per_group = E / n_group;
+  float *choice = s->choice;            // [E] scores used to choose (biased for noaux_tc)
+  float *group_score = s->group_score;  // [n_group]
+  int32_t *kept = s->kept;              // [topk_group]
+  float sum = 0.0f;
+
+  if (t->scoring_func == DSOCR_SCORING_SIGMOID) {
+    for (int e = 0; e < E; e++)
+      logits[e] = 1.0f / (1.0f + expf (-logits[e]));
+  } else {
+    dsk_softmax_f32_cpu (logits, logits, NULL, 0, 1, (size_t) E);
+  }
+  for (int e = 0; e < E; e++)
+    choice[e] = logits[e] + (bias_f32 ? bias_f32[e] : 0.0f);
+
+  if (t->topk_method != DSOCR_TOPK_GREEDY && n_group > 1) {
+    const int topk_group = t->topk_group > 0 ? t->topk_group : 1;
+    for (int g = 0; g < n_group; g++) {
+      const float *cg = choice + g * per_group;
+      if (t->topk_method == DSOCR_TOPK_NOAUX_TC) {
+        int32_t two[2];   // the two best biased scores of the group
+        top_k (cg, per_group, MIN (2, per_group), two);
+        group_score[g] = cg[two[0]] + (per_group > 1 ? cg[two[1]] : 0.0f);
+      } else {
+        float best = cg[0];   // group_limited_greedy: the group's best probability
+        for (int e = 1; e < per_group; e++)
+          best = MAX (best, cg[e]);
+        group_score[g] = best;
+      }
+    }
+    top_k (group_score, n_group, topk_group, kept);
+    for (int g = 0; g < n_group; g++) {
+      gboolean keep = FALSE;
+      for (int i = 0; i < topk_group && !keep; i++)
+        keep = kept[i] == g;
+      /* transformers fills dropped groups with -inf for noaux_tc, 0.0 for
+       * group_limited_greedy */
+      if (!keep)
+        for (int e = 0; e < per_group; e++)
+          choice[g * per_group + e] = t->topk_method == DSOCR_TOPK_NOAUX_TC ? -INFINITY : 0.0f;
+    }
+  }
+  top_k (choice, E, k, idx);
+  qsort (idx, (size_t) k, sizeof *idx, compare_i32);
+  for (int j = 0; j < k; j++) {
+    /* group_limited_greedy weighs with the masked scores (0 for a dropped group) */
+    w[j] = t->topk_method == DSOCR_TOPK_GROUP_LIMITED_GREEDY ? choice[idx[j]] : logits[idx[j]];
+    sum += w[j];
+  }
+  if (t->norm_topk_prob && (k > 1 || t->topk_method == DSOCR_TOPK_NOAUX_TC)) {
+    for (int j = 0; j < k; j++)
+      w[j] = w[j] / (sum + 1e-20f);
+  }
+  for (int j = 0; j < k; j++)
+    w[j] = w[j] * (float) t->routed_scaling_factor;
+}
+
+static gboolean
+moe (dsocr_decoder_state *s, const dsocr_layer *ly, int il, size_t T, float *out,
+     int n_seq, int n_tokens, dsocr_tensor_callback callback, gpointer user_data, GError **error)
+{
+  const dsocr_text_config *t = &s->model->config->text;
+  const int E = t->n_routed_experts, k = t->num_experts_per_tok;
+  const size_t H = t->hidden_size, inter = t->moe_intermediate_size;
+  float *logits, *routed;
+
+  if (!ensure (&s->logits_r, T * E, error) || !ensure (&s->routed, T * H, error))
+    return FALSE;
+  if (s->route_cap < T * k) {
+    s->route_cap = T * k;
+    s->topk_idx = g_renew (int32_t, s->topk_idx, T * k);
+    s->topk_w = g_renew (float, s->topk_w, T * k);
+    s->exp_rows = g_renew (int32_t, s->exp_rows, T * k);
+    s->exp_scale = g_renew (float, s->exp_scale, T * k);
+  }
+  if (ly->router_bias)
+    dsk_convert_to_f32_cpu (s->bias_f32, ly->router_bias->data, dt (ly->router_bias),
+                            (size_t) E);
+
+  /* Router logits in f32 from the f32 activations and the widened weight. */
+  logits = s->logits_r.data;
+  dsk_matmul_f32_cpu (logits, s->xn.data, ly->router->data, dt (ly->router), NULL, DSK_F32, T, H,
+                      (size_t) E, NULL);
+  for (size_t i = 0; i < T; i++)
+    route_token (s, ly->router_bias ? s->bias_f32 : NULL, logits + i * E, s->topk_idx + i * k,
+                 s->topk_w + i * k);
+
+  if (callback) {
+    dsocr_tensor ti = { .name = "router.topk_idx" }, tw = { .name = "router.topk_weight" };
+    const int64_t shape[3] = { n_seq, n_tokens, k };
+    dsocr_tensor_init (&ti, DSOCR_DTYPE_I32, 3, shape, NULL);
+    dsocr_tensor_init (&tw, DSOCR_DTYPE_F32, 3, shape, NULL);
+    ti.data = s->topk_idx;
+    tw.data = s->topk_w;
+    callback (&ti, il, user_data);
+    callback (&tw, il, user_data);
+  }
+
+  /* Group the (token, weight) pairs by expert, tokens ascending within an expert. */
+  memset (s->exp_count, 0, sizeof (int) * (E + 1));
+  for (size_t i = 0; i < T * k; i++)
+    s->exp_count[s->topk_idx[i] + 1]++;
+  for (int e = 0; e < E; e++)
+    s->exp_count[e + 1] += s->exp_count[e];
+  memcpy (s->exp_fill, s->exp_count, sizeof (int) * E);
+  for (size_t i = 0; i < T; i++) {
+    for (int j = 0; j < k; j++) {
+      int e = s->topk_idx[i * k + j];
+      s->exp_rows[s->exp_fill[e]] = (int32_t) i;
+      s->exp_scale[s->exp_fill[e]] = s->topk_w[i * k + j];
+      s->exp_fill[e]++;
+    }
+  }
+
+  /* Each expert runs on its tokens only; its weighted output is added into the f32 sum in
+   * ascending expert order, as the reference's index_add_ loop does. */
+  routed = s->routed.data;
+  memset (routed, 0, sizeof (float) * T * H);
+  for (int e = 0; e < E; e++) {
+    const size_t n = (size_t) (s->exp_count[e + 1] - s->exp_count[e]);
+    const int32_t *rows = s->exp_rows + s->exp_count[e];
+    dsk_matmul_opts gather = { .x_rows = rows };
+    dsk_matmul_opts scatter = { .y_rows = rows, .y_scale = s->exp_scale + s->exp_count[e],
+                                .accumulate = 1 };
+    const dsocr_linear *g = &ly->exp_gate[e], *u = &ly->exp_up[e], *d = &ly->exp_down[e];
+
+    if (n == 0)
+      continue;
+    dsk_matmul_f32_cpu (s->gate.data, s->xn.data, g->w->data, dt (g->w), NULL, DSK_F32, n, H,
+                        inter, &gather);
+    dsk_matmul_f32_cpu (s->up.data, s->xn.data, u->w->data, dt (u->w), NULL, DSK_F32, n, H, inter,
+                        &gather);
+    dsk_swiglu_f32_cpu (s->gate.data, s->gate.data, s->up.data, n * inter);
+    dsk_matmul_f32_cpu (routed, s->gate.data, d->w->data, dt (d->w), NULL, DSK_F32, n, inter, H,
+                        &scatter);
+  }
+
+  if (ly->has_shared) {
+    swiglu_mlp (s, &ly->sh_gate, &ly->sh_up, &ly->sh_down, T, out);
+    for (size_t i = 0; i < T * H; i++)
+      out[i] = routed[i] + out[i];
+  } else {
+    memcpy (out, routed, sizeof (float) * T * H);
+  }
+  return TRUE;
+}
+
+/* ---- the layer loop ---- */
+
+static void
+emit (dsocr_tensor_callback callback, gpointer user_data, const char *name, int layer,
+      const float *data, int n_seq, int n_tokens, int n_embd)
+{
+  dsocr_tensor t = { .name = name };
+  const int64_t shape[3] = { n_seq, n_tokens, n_embd };
+
+  if (!callback)
+    return;
+  dsocr_tensor_init (&t, DSOCR_DTYPE_F32, 3, shape, NULL);
+  t.data = (void *) data;
+  callback (&t, layer, user_data);
+}
+
+gboolean
+dsocr_decoder_forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq, int n_tokens,
+                       float *x, const int32_t *positions, float *out,
+                       dsocr_tensor_callback callback, gpointer user_data, GError **error)
+{
+  const dsocr_model *m = s->model;
+  const dsocr_text_config *t = &m->config->text;
+  const size_t T = (size_t) n_seq * n_tokens, H = t->hidden_size, nh = t->num_attention_heads;
+  size_t q_w, att_w, inter = 0;
+  int32_t max_pos = 0;
+
+#ifdef _OPENMP
+  if (s->n_threads > 0)
+    omp_set_num_threads (s->n_threads);
+#endif
+  for (size_t i = 0; i < T; i++)
+    max_pos = MAX (max_pos, positions[i]);
+  if (!ensure_rope (s, max_pos, error))
+    return FALSE;
+
+  /* Scratch sizes of this call. */
+  if (t->use_mla) {
+    const size_t qk = t->qk_nope_head_dim + t->qk_rope_head_dim;
+    q_w = nh * qk;
+    att_w = nh * MAX ((size_t) t->v_head_dim, (size_t) t->kv_lora_rank);
+    if (!ensure (&s->k, T * (t->kv_lora_rank + t->qk_rope_head_dim), error))
+      return FALSE;
+  } else {
+    q_w = nh * t->head_dim;
+    att_w = q_w;
+    if (!ensure (&s->k, T * t->num_key_value_heads * t->head_dim, error) ||
+        !ensure (&s->v, T * t->num_key_value_heads * t->head_dim, error))
+      return FALSE;
+  }
+  for (int l = 0; l < m->n_layers; l++) {
+    const dsocr_layer *ly = &m->layers[l];
+    inter = MAX (inter, (size_t) (ly->is_moe ? t->moe_intermediate_size * MAX (1, t->n_shared_experts)
+                                             : t->intermediate_size));
+  }
+  if (!ensure (&s->xn, T * H, error) || !ensure (&s->q, T * q_w, error) ||
+      !ensure (&s->att, T * att_w, error) || !ensure (&s->proj, T * H, error) ||
+      !ensure (&s->gate, T * inter, error) || !ensure (&s->up, T * inter, error))
+    return FALSE;
+
+  emit (callback, user_data, "embeddings", -1, x, n_seq, n_tokens, (int) H);
+  for (int l = 0; l < m->n_layers; l++) {
+    const dsocr_layer *ly = &m->layers[l];
+
+    rmsnorm (s->xn.data, x, ly->attn_norm, T, H, H, t->rms_norm_eps);
+    if (t->use_mla) {
+      if (!attention_mla (s, ly, l, cache, n_seq, n_tokens, positions, s->proj.data, error))
+        return FALSE;
+    } else {
+      attention_mha (s, ly, l, cache, n_seq, n_tokens, positions, s->proj.data);
+    }
+    for (size_t i = 0; i < T * H; i++)
+      x[i] = x[i] + s->proj.data[i];
+
+    rmsnorm (s->xn.data, x, ly->ffn_norm, T, H, H, t->rms_norm_eps);
+    if (ly->is_moe) {
+      if (!moe (s, ly, l, T, s->proj.data, n_seq, n_tokens, callback, user_data, error))
+        return FALSE;
+    } else {
+      swiglu_mlp (s, &ly->gate, &ly->up, &ly->down, T, s->proj.data);
+    }
+    for (size_t i = 0; i < T * H; i++)
+      x[i] = x[i] + s->proj.data[i];
+    emit (callback, user_data, "hidden", l, x, n_seq, n_tokens, (int) H);
+  }
+  rmsnorm (out, x, m->norm, T, H, H, t->rms_norm_eps);
+  emit (callback, user_data, "final_norm", -1, out, n_seq, n_tokens, (int) H);
+  return TRUE;
+}
+
+void
+dsocr_decoder_lm_head (dsocr_decoder_state *s, const float *h, int n, float *logits)
+{
+  linear (logits, h, &s->model->lm_head, (size_t) n);
+}
+
+void
+dsocr_decoder_score (const dsocr_model *model, const float *h, int n, float *logits)
+{
+  linear (logits, h, &model->score, (size_t) n);
+}

@@ -1,0 +1,17 @@
+/* gstdsocrelements.h: the elements of the dsocr plugin, one GST_ELEMENT_REGISTER_DECLARE
+ * each. An element file defines its registration with GST_ELEMENT_REGISTER_DEFINE and
+ * plugin.c registers it with GST_ELEMENT_REGISTER. */
+#ifndef __GST_DSOCR_ELEMENTS_H__
+#define __GST_DSOCR_ELEMENTS_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#if DSOCR_HAVE_POPPLER
+GST_ELEMENT_REGISTER_DECLARE (dsocrpdfdec);
+#endif
+
+G_END_DECLS
+
+#endif /* __GST_DSOCR_ELEMENTS_H__ */

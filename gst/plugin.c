@@ -1,0 +1,22 @@
+/* plugin.c: the dsocr plugin: registers every element, nothing else. */
+#include <gst/gst.h>
+
+#include "gstdsocrelements.h"
+
+static gboolean
+plugin_init (GstPlugin * plugin)
+{
+  gboolean ret = FALSE;
+
+#if DSOCR_HAVE_POPPLER
+  ret |= GST_ELEMENT_REGISTER (dsocrpdfdec, plugin);
+#endif
+
+  return ret;
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR,
+    GST_VERSION_MINOR,
+    dsocr,
+    "DeepSeek-OCR document recognition and PDF rendering",
+    plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

@@ -1,0 +1,128 @@
+/* norm.c: RMSNorm, LayerNorm and channels-first LayerNorm2d, the CPU reference.
+ *
+ * Row statistics are summed in double: a norm costs a few flops per element next to the
+ * matmuls around it, and the double sums make the result independent of summation order
+ * (torch's own f32 reductions differ from one build to the next in the last bits anyway). The
+ * normalised value and the affine step are f32, in the order torch applies them. */
+#include "dsk.h"
+#include "dsk-cpu.h"
+
+#include <math.h>
+
+/* Per-row work below this many elements stays on one thread. */
+#define PAR_MIN (1 << 15)
+
+dsk_status
+dsk_rmsnorm_f32_cpu (float *y, size_t ldy, const float *x, size_t ldx,
+                     const void *w, dsk_dtype w_dtype, size_t n, size_t dim, float eps)
+{
+  if (!y || !x || !w || n == 0 || dim == 0)
+    return DSK_ERR_INVALID;
+  if ((ldx && ldx < dim) || (ldy && ldy < dim))
+    return DSK_ERR_INVALID;
+  if (!dsk_cpu_weight_dtype_ok (w_dtype))
+    return DSK_ERR_UNSUPPORTED;
+  if (!ldx)
+    ldx = dim;
+  if (!ldy)
+    ldy = dim;
+
+#pragma omp parallel for schedule(static) if (n * dim >= PAR_MIN)
+  for (size_t i = 0; i < n; i++) {
+    const float *xr = x + i * ldx;
+    float *yr = y + i * ldy;
+    double ss = 0.0;
+    for (size_t j = 0; j < dim; j++)
+      ss += (double) xr[j] * xr[j];
+    /* torch: variance = mean(x^2) in f32, then rsqrt(variance + eps) in f32 */
+    float var = (float) (ss / (double) dim);
+    float r = (float) (1.0 / sqrt ((double) (var + eps)));
+    for (size_t j = 0; j < dim; j++) {
+      float h = xr[j] * r;
+      yr[j] = h * dsk_cpu_weight_at (w, w_dtype, j);
+    }
+  }
+  return DSK_OK;
+}
+
+/* mean and 1/sqrt(var + eps) of @count values @stride apart */
+static void
+moments (const float *x, size_t count, size_t stride, float eps, float *mean, float *rstd)
+{
+  double s = 0.0, v = 0.0;
+  for (size_t j = 0; j < count; j++)
+    s += x[j * stride];
+  double m = s / (double) count;
+  for (size_t j = 0; j < count; j++) {
+    double d = x[j * stride] - m;
+    v += d * d;
+  }
+  float var = (float) (v / (double) count);
+  *mean = (float) m;
+  *rstd = (float) (1.0 / sqrt ((double) (var + eps)));
+}
+
+static int
+affine_ok (const void *w, const void *b, dsk_dtype dt)
+{
+  return (!w && !b) || dsk_cpu_weight_dtype_ok (dt);
+}
+
+dsk_status
+dsk_layernorm_f32_cpu (float *y, const float *x, const void *w, const void *b,
+                       dsk_dtype wb_dtype, size_t n, size_t dim, float eps)
+{
+  if (!y || !x || n == 0 || dim == 0)
+    return DSK_ERR_INVALID;
+  if (!affine_ok (w, b, wb_dtype))
+    return DSK_ERR_UNSUPPORTED;
+
+#pragma omp parallel for schedule(static) if (n * dim >= PAR_MIN)
+  for (size_t i = 0; i < n; i++) {
+    const float *xr = x + i * dim;
+    float *yr = y + i * dim;
+    float mean, rstd;
+    moments (xr, dim, 1, eps, &mean, &rstd);
+    for (size_t j = 0; j < dim; j++) {
+      float h = (xr[j] - mean) * rstd;
+      if (w)
+        h = h * dsk_cpu_weight_at (w, wb_dtype, j);
+      if (b)
+        h = h + dsk_cpu_weight_at (b, wb_dtype, j);
+      yr[j] = h;
+    }
+  }
+  return DSK_OK;
+}
+
+dsk_status
+dsk_layernorm2d_f32_cpu (float *y, const float *x, const void *w, const void *b,
+                         dsk_dtype wb_dtype, size_t batch, size_t channels, size_t hw,
+                         float eps)
+{
+  if (!y || !x || batch == 0 || channels == 0 || hw == 0)
+    return DSK_ERR_INVALID;
+  if (!affine_ok (w, b, wb_dtype))
+    return DSK_ERR_UNSUPPORTED;
+
+  const size_t total = batch * hw;
+  /* pixel by pixel with a channel stride of hw: each pixel's column is read twice and
+   * written once, all from the same cache lines as its neighbours' */
+#pragma omp parallel for schedule(static) if (total * channels >= PAR_MIN)
+  for (size_t p = 0; p < total; p++) {
+    size_t img = p / hw, px = p % hw;
+    const float *xc = x + img * channels * hw + px;
+    float *yc = y + img * channels * hw + px;
+    float mean, rstd;
+    moments (xc, channels, hw, eps, &mean, &rstd);
+    for (size_t c = 0; c < channels; c++) {
+      float h = (xc[c * hw] - mean) * rstd;
+      if (w)
+        h = h * dsk_cpu_weight_at (w, wb_dtype, c);
+      if (b)
+        h = h + dsk_cpu_weight_at (b, wb_dtype, c);
+      yc[c * hw] = h;
+    }
+  }
+  return DSK_OK;
+}

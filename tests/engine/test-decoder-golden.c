@@ -1,0 +1,484 @@
+/* test-decoder-golden.c: the decoder against transformers' goldens
+ * (tests/fixtures/tiny-*-/golden.safetensors, written by tests/reference/make_decoder_fixtures.py).
+ *
+ * Every causal fixture is checked for: the per-layer hidden states, router decisions, final
+ * norm and logits of a forward pass; the inputs_embeds path; the causal-LM loss; chunked
+ * prefill through the cache; 64 greedy tokens with the KV cache (and the raw logits of each
+ * step); greedy decoding under no_repeat_ngram_size 3; for MLA fixtures, both attention forms;
+ * for the OCR fixture, a left-padded batch of two prompts. */
+#include <string.h>
+
+#include <dsocr/dsocr.h>
+#include <dsocr/dsocr-generate.h>
+#include <dsocr/dsocr-model.h>
+#include <dsocr/dsocr-session.h>
+
+#include "decoder.h"
+#include "dsocr-test.h"
+
+#define RTOL 1e-4
+
+typedef struct {
+  char *dir;
+  dsocr_model *model;
+  dsocr_safetensors *golden;
+} fixture;
+
+static void
+fixture_open (fixture *fx, const char *name)
+{
+  GError *err = NULL;
+  g_autofree char *golden = NULL;
+
+  fx->dir = dsocr_test_fixture (name);
+  fx->model = dsocr_model_load (fx->dir, &err);
+  g_assert_no_error (err);
+  golden = g_build_filename (fx->dir, "golden.safetensors", NULL);
+  fx->golden = dsocr_safetensors_open (golden, &err);
+  g_assert_no_error (err);
+}
+
+static void
+fixture_close (fixture *fx)
+{
+  dsocr_model_unref (fx->model);
+  dsocr_safetensors_unref (fx->golden);
+  g_free (fx->dir);
+}
+
+static const dsocr_tensor *
+golden (const fixture *fx, const char *name)
+{
+  const dsocr_tensor *t = dsocr_safetensors_get (fx->golden, name);
+  if (!t)
+    g_error ("%s: golden tensor '%s' missing", fx->dir, name);
+  return t;
+}
+
+static gsize
+numel (const dsocr_tensor *t)
+{
+  return (gsize) dsocr_shape_numel (t->n_dims, t->shape);
+}
+
+static const float *
+golden_f32 (const fixture *fx, const char *name)
+{
+  const dsocr_tensor *t = golden (fx, name);
+  g_assert_cmpint (t->dtype, ==, DSOCR_DTYPE_F32);
+  return t->data;
+}
+
+/* An I64 golden narrowed to int32 (transfer full). */
+static int32_t *
+golden_i32 (const fixture *fx, const char *name, gsize *n)
+{
+  const dsocr_tensor *t = golden (fx, name);
+  const int64_t *src = t->data;
+  int32_t *out = g_new (int32_t, numel (t));
+
+  g_assert_cmpint (t->dtype, ==, DSOCR_DTYPE_I64);
+  for (gsize i = 0; i < numel (t); i++)
+    out[i] = (int32_t) src[i];
+  if (n)
+    *n = numel (t);
+  return out;
+}
+
+static dsocr_session *
+session_new (const fixture *fx, int n_seq, dsocr_mla_form form)
+{
+  GError *err = NULL;
+  dsocr_session_params p;
+  dsocr_session *s;
+
+  dsocr_session_params_init (&p);
+  p.n_seq_max = n_seq;
+  p.mla_form = form;
+  s = dsocr_session_new (fx->model, &p, &err);
+  g_assert_no_error (err);
+  return s;
+}
+
+/* ---- forward pass with the intermediate tensors ---- */
+
+typedef struct {
+  const fixture *fx;
+  int n_checked;
+} capture;
+
+static void
+check_intermediate (const dsocr_tensor *t, int layer, gpointer user_data)
+{
+  capture *cap = user_data;
+  g_autofree char *name = NULL;
+
+  if (g_str_equal (t->name, "hidden"))
+    name = g_strdup_printf ("hidden.%d", layer);
+  else if (g_str_has_prefix (t->name, "router."))
+    name = g_strdup_printf ("router.%d.%s", layer, t->name + strlen ("router."));
+  else
+    name = g_strdup (t->name);
+
+  if (t->dtype == DSOCR_DTYPE_I32) {
+    gsize n;
+    g_autofree int32_t *want = golden_i32 (cap->fx, name, &n);
+    g_assert_cmpuint (n, ==, numel (t));
+    for (gsize i = 0; i < n; i++)
+      g_assert_cmpint (((const int32_t *) t->data)[i], ==, want[i]);
+  } else {
+    g_assert_cmpuint (numel (t), ==, numel (golden (cap->fx, name)));
+    dsocr_test_assert_close ((const float *) t->data, golden_f32 (cap->fx, name), numel (t), RTOL,
+                             name);
+  }
+  cap->n_checked++;
+}
+
+static void
+test_forward (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = NULL;
+  g_autofree float *logits = NULL;
+  dsocr_session *s;
+  capture cap = { &fx, 0 };
+  const dsocr_text_config *t;
+
+  fixture_open (&fx, data);
+  t = &dsocr_model_get_config (fx.model)->text;
+  ids = golden_i32 (&fx, "input_ids", &L);
+
+  /* The reference's constants: RoPE frequencies, cos/sin factor and softmax scale. */
+  dsocr_test_assert_close (fx.model->rope_inv_freq, golden_f32 (&fx, "rope_inv_freq"),
+                           numel (golden (&fx, "rope_inv_freq")), 1e-6, "rope_inv_freq");
+  g_assert_cmpfloat_with_epsilon (fx.model->rope_scale, *golden_f32 (&fx, "rope_attention_scaling"),
+                                  1e-6);
+  g_assert_cmpfloat_with_epsilon (t->softmax_scale, *golden_f32 (&fx, "attn_softmax_scale"), 1e-7);
+
+  s = session_new (&fx, 1, DSOCR_MLA_AUTO);
+  dsocr_session_set_tensor_callback (s, check_intermediate, &cap);
+  logits = g_new (float, L * t->vocab_size);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         DSOCR_LOGITS_ALL, logits, &err);
+  g_assert_no_error (err);
+  /* embeddings + one hidden per layer + final_norm + two router tensors per MoE layer */
+  g_assert_cmpint (cap.n_checked, >=, t->num_hidden_layers + 2);
+  dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * t->vocab_size, RTOL, "logits");
+  g_assert_cmpint (dsocr_session_get_n_past (s), ==, (int) L);
+  dsocr_session_free (s);
+  fixture_close (&fx);
+}
+
+/* The prompt in two chunks (5 columns, then the rest through the cache) gives the same logits
+ * for the second chunk. */
+static void
+test_chunked_prefill (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = NULL;
+  g_autofree float *logits = NULL;
+  dsocr_session *s;
+  int V;
+  const int first = 5;
+
+  fixture_open (&fx, data);
+  V = dsocr_model_get_n_vocab (fx.model);
+  ids = golden_i32 (&fx, "input_ids", &L);
+  logits = g_new (float, L * V);
+  for (int form = DSOCR_MLA_EXPANDED; form <= DSOCR_MLA_ABSORBED; form++) {
+    s = session_new (&fx, 1, form);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = first, .ids = ids },
+                           DSOCR_LOGITS_ALL, logits, &err);
+    g_assert_no_error (err);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L - first,
+                                               .ids = ids + first },
+                           DSOCR_LOGITS_ALL, logits + (gsize) first * V, &err);
+    g_assert_no_error (err);
+    dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL, "chunked logits");
+    dsocr_session_free (s);
+  }
+  fixture_close (&fx);
+}
+
+/* inputs_embeds instead of ids; and ids + embeds + an all-ones embeds_mask, the OCR path's
+ * masked_scatter, gives the same. */
+static void
+test_embeds (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = NULL;
+  g_autofree float *logits = NULL;
+  g_autofree uint8_t *mask = NULL;
+  dsocr_session *s;
+  int V;
+
+  fixture_open (&fx, data);
+  V = dsocr_model_get_n_vocab (fx.model);
+  ids = golden_i32 (&fx, "input_ids", &L);
+  logits = g_new (float, L * V);
+  mask = g_new (uint8_t, L);
+  memset (mask, 1, L);
+  s = session_new (&fx, 1, DSOCR_MLA_AUTO);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L,
+                                             .embeds = golden_f32 (&fx, "inputs_embeds") },
+                         DSOCR_LOGITS_ALL, logits, &err);
+  g_assert_no_error (err);
+  dsocr_test_assert_close (logits, golden_f32 (&fx, "logits_embeds"), L * V, RTOL, "logits_embeds");
+
+  dsocr_session_reset (s);
+  memset (logits, 0, sizeof (float) * L * V);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids,
+                                             .embeds = golden_f32 (&fx, "inputs_embeds"),
+                                             .embeds_mask = mask },
+                         DSOCR_LOGITS_ALL, logits, &err);
+  g_assert_no_error (err);
+  dsocr_test_assert_close (logits, golden_f32 (&fx, "logits_embeds"), L * V, RTOL,
+                           "logits of ids + embeds_mask");
+  dsocr_session_free (s);
+  fixture_close (&fx);
+}
+
+static void
+test_loss (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = NULL;
+  const dsocr_tensor *labels;
+  dsocr_session *s;
+  double loss = 0.0;
+  float got;
+
+  fixture_open (&fx, data);
+  ids = golden_i32 (&fx, "input_ids", &L);
+  labels = golden (&fx, "labels");
+  s = session_new (&fx, 1, DSOCR_MLA_AUTO);
+  dsocr_session_lm_loss (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         labels->data, &loss, &err);
+  g_assert_no_error (err);
+  got = (float) loss;
+  dsocr_test_assert_close (&got, golden_f32 (&fx, "loss"), 1, RTOL, "loss");
+  dsocr_session_free (s);
+  fixture_close (&fx);
+}
+
+/* ---- generation ---- */
+
+typedef struct {
+  const float *want;  // [steps, V] raw logits of each greedy step
+  int V;
+  int n_steps;
+} step_check;
+
+static gboolean
+check_step_logits (int row, int step, int32_t token, const float *logits, gpointer user_data)
+{
+  step_check *c = user_data;
+  g_autofree char *what = g_strdup_printf ("greedy step %d logits", step);
+
+  g_assert_cmpint (row, ==, 0);
+  dsocr_test_assert_close (logits, c->want + (gsize) step * c->V, (gsize) c->V, RTOL, what);
+  c->n_steps++;
+  return TRUE;
+}
+
+static void
+run_greedy (const fixture *fx, dsocr_mla_form form, int no_repeat_ngram, const char *want_name,
+            gboolean check_logits)
+{
+  GError *err = NULL;
+  gsize L, n_want;
+  g_autofree int32_t *ids = golden_i32 (fx, "input_ids", &L);
+  g_autofree int32_t *want = golden_i32 (fx, want_name, &n_want);
+  dsocr_session *s = session_new (fx, 1, form);
+  dsocr_generate_params p;
+  dsocr_generate_result *r = NULL;
+  step_check c = { golden_f32 (fx, "greedy_step_logits"), dsocr_model_get_n_vocab (fx->model), 0 };
+
+  dsocr_generate_params_init (&p);
+  p.max_new_tokens = (int) n_want;
+  p.no_repeat_ngram_size = no_repeat_ngram;
+  if (check_logits) {
+    p.callback = check_step_logits;
+    p.user_data = &c;
+  }
+  dsocr_generate (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids }, &p, &r, &err);
+  g_assert_no_error (err);
+  g_assert_cmpint (r->n_steps, ==, (int) n_want);
+  g_assert_cmpint (r->n_tokens[0], ==, (int) n_want);
+  g_assert_cmpint (r->finish[0], ==, DSOCR_FINISH_LENGTH);
+  for (gsize i = 0; i < n_want; i++)
+    if (r->tokens[i] != want[i])
+      g_error ("%s: token %" G_GSIZE_FORMAT " is %d, transformers gives %d", want_name, i,
+               r->tokens[i], want[i]);
+  if (check_logits)
+    g_assert_cmpint (c.n_steps, ==, (int) n_want);
+  g_assert_cmpint (dsocr_session_get_n_past (s), ==, (int) (L + n_want - 1));
+  dsocr_generate_result_free (r);
+  dsocr_session_free (s);
+}
+
+static void
+test_greedy (gconstpointer data)
+{
+  fixture fx;
+
+  fixture_open (&fx, data);
+  run_greedy (&fx, DSOCR_MLA_AUTO, 0, "greedy_tokens", TRUE);
+  if (dsocr_model_get_config (fx.model)->text.use_mla) {
+    run_greedy (&fx, DSOCR_MLA_EXPANDED, 0, "greedy_tokens", TRUE);
+    run_greedy (&fx, DSOCR_MLA_ABSORBED, 0, "greedy_tokens", TRUE);
+  }
+  fixture_close (&fx);
+}
+
+static void
+test_no_repeat_ngram (gconstpointer data)
+{
+  fixture fx;
+
+  fixture_open (&fx, data);
+  run_greedy (&fx, DSOCR_MLA_AUTO, 3, "nrng_tokens", FALSE);
+  fixture_close (&fx);
+}
+
+/* Left-padded batch of two prompts: prefill logits at the last column and 64 greedy tokens
+ * per row, with generate()'s position ids. */
+static void
+test_batch (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize n, n_want;
+  g_autofree int32_t *ids = NULL, *mask32 = NULL, *want = NULL, *pos = NULL;
+  g_autofree uint8_t *mask = NULL;
+  g_autofree float *logits = NULL;
+  dsocr_session *s;
+  dsocr_generate_params p;
+  dsocr_generate_result *r = NULL;
+  const int n_seq = 2;
+  int L, V;
+
+  fixture_open (&fx, data);
+  V = dsocr_model_get_n_vocab (fx.model);
+  ids = golden_i32 (&fx, "batch_input_ids", &n);
+  mask32 = golden_i32 (&fx, "batch_attention_mask", NULL);
+  want = golden_i32 (&fx, "greedy_tokens_batch", &n_want);
+  L = (int) n / n_seq;
+  mask = g_new (uint8_t, n);
+  pos = g_new (int32_t, n);
+  for (int row = 0; row < n_seq; row++) {
+    int c = -1;
+    for (int t = 0; t < L; t++) {
+      gsize i = (gsize) row * L + t;
+      mask[i] = (uint8_t) mask32[i];
+      c += mask[i];
+      pos[i] = mask[i] ? c : 0;
+    }
+  }
+
+  s = session_new (&fx, n_seq, DSOCR_MLA_AUTO);
+  logits = g_new (float, (gsize) n_seq * V);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = n_seq, .n_tokens = L, .ids = ids,
+                                             .positions = pos, .attention_mask = mask },
+                         DSOCR_LOGITS_LAST, logits, &err);
+  g_assert_no_error (err);
+  dsocr_test_assert_close (logits, golden_f32 (&fx, "batch_last_logits"), (gsize) n_seq * V, RTOL,
+                           "batch_last_logits");
+
+  dsocr_session_reset (s);
+  dsocr_generate_params_init (&p);
+  p.max_new_tokens = (int) n_want / n_seq;
+  p.pad_token_id = 2;
+  dsocr_generate (s, &(dsocr_batch) { .n_seq = n_seq, .n_tokens = L, .ids = ids,
+                                      .attention_mask = mask }, &p, &r, &err);
+  g_assert_no_error (err);
+  g_assert_cmpint (r->n_steps * n_seq, ==, (int) n_want);
+  for (gsize i = 0; i < n_want; i++)
+    if (r->tokens[i] != want[i])
+      g_error ("greedy_tokens_batch: row %d token %d is %d, transformers gives %d",
+               (int) (i / r->n_steps), (int) (i % r->n_steps), r->tokens[i], want[i]);
+  dsocr_generate_result_free (r);
+  dsocr_session_free (s);
+  fixture_close (&fx);
+}
+
+/* Misuse is reported, not crashed on. */
+static void
+test_errors (void)
+{
+  fixture fx;
+  GError *err = NULL;
+  dsocr_session *s;
+  int32_t bad = 100000, ok[2] = { 0, 5 };
+  float logits[320 * 2];
+
+  fixture_open (&fx, "tiny-ocr-decoder");
+  s = session_new (&fx, 1, DSOCR_MLA_AUTO);
+  g_assert_false (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 1,
+                                                             .ids = &bad },
+                                         DSOCR_LOGITS_LAST, logits, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  g_assert_cmpint (dsocr_session_get_n_past (s), ==, 0);
+  g_assert_false (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 2, .n_tokens = 1,
+                                                             .ids = ok },
+                                         DSOCR_LOGITS_LAST, logits, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  g_assert_false (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 0,
+                                                             .ids = ok },
+                                         DSOCR_LOGITS_LAST, logits, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  g_assert_false (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 1 },
+                                         DSOCR_LOGITS_LAST, logits, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  g_assert_true (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 2,
+                                                            .ids = ok },
+                                        DSOCR_LOGITS_ALL, logits, &err));
+  g_assert_no_error (err);
+  dsocr_session_free (s);
+
+  g_assert_null (dsocr_model_load ("/nonexistent/model", &err));
+  g_assert_nonnull (err);
+  g_clear_error (&err);
+  fixture_close (&fx);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const char *const causal[] = { "tiny-ocr-decoder", "tiny-v2-mla-yarn",
+                                        "tiny-v2-mla-group", "tiny-v3-noaux" };
+  static const struct {
+    const char *name;
+    GTestDataFunc func;
+  } cases[] = {
+    { "forward", test_forward },
+    { "chunked-prefill", test_chunked_prefill },
+    { "embeds", test_embeds },
+    { "loss", test_loss },
+    { "greedy", test_greedy },
+    { "no-repeat-ngram", test_no_repeat_ngram },
+  };
+
+  g_test_init (&argc, &argv, NULL);
+  for (gsize f = 0; f < G_N_ELEMENTS (causal); f++) {
+    for (gsize c = 0; c < G_N_ELEMENTS (cases); c++) {
+      g_autofree char *path = g_strdup_printf ("/decoder/%s/%s", causal[f], cases[c].name);
+      g_test_add_data_func (path, causal[f], cases[c].func);
+    }
+  }
+  g_test_add_data_func ("/decoder/tiny-ocr-decoder/batch", "tiny-ocr-decoder", test_batch);
+  g_test_add_func ("/decoder/errors", test_errors);
+  return g_test_run ();
+}
