@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Decoder speed, this engine vs transformers, on the same CPU, weights, ids and thread count.
 #
-#   bench/run-decoder.sh [BUILD_DIR]        (default build-bench, configured here if missing)
+#   bench/run-decoder.sh [BUILD_DIR]        (default build-dec-bench, configured here if missing)
 #
 # Two models: tests/fixtures/tiny-ocr-decoder (hidden 64, 3 layers) and a random-weight
 # checkpoint with the real DeepSeek-OCR decoder config, written to $DSOCR_BENCH_DIR
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=${1:-build-bench}
+build=${1:-build-dec-bench}
 threads=${THREADS:-2}
 reps=${REPS:-3}
 full_dir=${DSOCR_BENCH_DIR:-/tmp/dsocr-bench/ocr-decoder-full}

@@ -20,6 +20,25 @@
 #include "dsk.h"
 #include "dsocr/dsocr-error.h"
 
+/* One expert (or the shared MLP) as the expert kernel sees it. */
+typedef struct expert_job {
+  const dsocr_linear *gate, *up, *down;
+  int n;                 /* its tokens */
+  const int32_t *rows;   /* [n] token rows of xn; NULL: rows 0..n-1 */
+  size_t slot0;          /* its first row in the hidden/output buffers */
+} expert_job;
+
+#define TILE 4        /* tokens and weight rows per kernel tile */
+
+typedef struct {
+  const float *x[TILE];  /* token rows */
+  const void *w[TILE];   /* weight rows */
+} tile_args;
+
+typedef void (*tile_fn) (const tile_args *a, int nt, dsk_dtype dt, size_t in,
+                         float out[TILE][TILE]);
+static tile_fn pick_tile (void);
+
 /* A growable float buffer. */
 typedef struct {
   float *data;
@@ -51,9 +70,15 @@ struct dsocr_decoder_state {
   int32_t *topk_idx;   // [T, top_k]
   float *topk_w;       // [T, top_k]
   int32_t *exp_rows;   // [T * top_k] token ids grouped by expert
-  float *exp_scale;    // [T * top_k] their weights
   int *exp_count;      // [n_experts + 1] offsets into exp_rows
   int *exp_fill;       // [n_experts] next free slot of each expert while grouping
+  int32_t *slot_of;    // [T * top_k] expert-buffer row of each (token, choice)
+  expert_job *jobs;    // [n_experts + 1] the experts with tokens, then the shared MLP
+  int32_t *items;      // [2 * items_cap] (job, first weight row) work items
+  gsize items_cap;
+  const float **xr;    // [xr_cap] input row of every expert-buffer slot (gate/up, then down)
+  gsize xr_cap;
+  tile_fn tile;        // the expert kernel for this CPU
   float *bias_f32;     // [n_experts] e_score_correction_bias widened
   float *choice;       // [n_experts] scores a token's experts are chosen by
   float *group_score;  // [n_group]
@@ -117,6 +142,8 @@ dsocr_decoder_state_new (const dsocr_model *model, int n_threads, dsocr_mla_form
   s->choice = g_new0 (float, E);
   s->group_score = g_new0 (float, G);
   s->kept = g_new0 (int32_t, G);
+  s->jobs = g_new0 (expert_job, E + 1);
+  s->tile = pick_tile ();
   return s;
 }
 
@@ -136,7 +163,10 @@ dsocr_decoder_state_free (dsocr_decoder_state *s)
   g_free (s->topk_idx);
   g_free (s->topk_w);
   g_free (s->exp_rows);
-  g_free (s->exp_scale);
+  g_free (s->slot_of);
+  g_free (s->jobs);
+  g_free (s->items);
+  g_free (s->xr);
   g_free (s->exp_count);
   g_free (s->exp_fill);
   g_free (s->bias_f32);
@@ -495,23 +525,301 @@ route_token (dsocr_decoder_state *s, const float *bias_f32, float *logits, int32
     w[j] = w[j] * (float) t->routed_scaling_factor;
 }
 
+/* ---- expert kernel ----
+ *
+ * The MoE block runs as one parallel region: every (expert, block of weight rows) is a work
+ * item taken dynamically by whichever thread is free, so a layer costs three barriers instead
+ * of a fork/join per matrix product, and a thread slowed by another process on the machine
+ * does not hold the others up. An item multiplies the expert's tokens by its rows of W, which
+ * are read from memory once and reused from cache by every token (dsk's matmul has no entry
+ * point that computes a row block of several experts in one region).
+ *
+ * tile_4x4: out[t][r] = x_t · w_r for 4 token rows and 4 weight rows, f32 accumulation,
+ * W in BF16, F16 or F32 widened in registers. Compiled for AVX-512 and AVX2 (chosen at run
+ * time) and as plain C. */
+
+#define ROW_BLOCK 16  /* weight rows per work item */
+
+static float
+weight_at (const void *w, dsk_dtype dt, size_t i)
+{
+  if (dt == DSK_BF16)
+    return dsk_bf16_to_f32 (((const uint16_t *) w)[i]);
+  if (dt == DSK_F16)
+    return dsk_f16_to_f32 (((const uint16_t *) w)[i]);
+  return ((const float *) w)[i];
+}
+
+static void
+tile_generic (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])
+{
+  for (int t = 0; t < nt; t++)
+    for (int r = 0; r < TILE; r++) {
+      float acc = 0.0f;
+      for (size_t k = 0; k < in; k++)
+        acc += a->x[t][k] * weight_at (a->w[r], dt, k);
+      out[t][r] = acc;
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_X86_TILES 1
+#include <immintrin.h>
+
+typedef float vf16 __attribute__ ((vector_size (64)));
+typedef uint16_t vh16 __attribute__ ((vector_size (32)));
+typedef uint32_t vu16 __attribute__ ((vector_size (64)));
+typedef float vf8 __attribute__ ((vector_size (32)));
+typedef uint16_t vh8 __attribute__ ((vector_size (16)));
+typedef uint32_t vu8 __attribute__ ((vector_size (32)));
+
+static inline __attribute__ ((always_inline, target ("avx512f,fma"))) vf16
+f16_avx512 (vh16 h)
+{
+  __m256i hi;
+  __m512 f;
+  vf16 v;
+  memcpy (&hi, &h, sizeof hi);
+  f = _mm512_cvtph_ps (hi);
+  memcpy (&v, &f, sizeof v);
+  return v;
+}
+
+static inline __attribute__ ((always_inline, target ("avx2,fma,f16c"))) vf8
+f16_avx2 (vh8 h)
+{
+  __m128i hi;
+  __m256 f;
+  vf8 v;
+  memcpy (&hi, &h, sizeof hi);
+  f = _mm256_cvtph_ps (hi);
+  memcpy (&v, &f, sizeof v);
+  return v;
+}
+
+/* One ISA's tile: VW floats per vector (VF/VH/VU the float, half and word vectors, F16 the
+ * half-to-float conversion). Row tails shorter than a vector are summed in plain C. */
+#define DEFINE_TILE(NAME, TARGET, VW, VF, VH, VU, F16)                                       \
+  static inline __attribute__ ((always_inline, target (TARGET))) VF                          \
+  NAME##_load_w (const void *w, dsk_dtype dt, size_t k)                                      \
+  {                                                                                          \
+    VF v;                                                                                    \
+    VH h;                                                                                    \
+    VU u;                                                                                    \
+    if (dt == DSK_F32) {                                                                     \
+      memcpy (&v, (const float *) w + k, sizeof v);                                          \
+      return v;                                                                              \
+    }                                                                                        \
+    memcpy (&h, (const uint16_t *) w + k, sizeof h);                                         \
+    if (dt == DSK_F16)                                                                       \
+      return F16 (h);                                                                        \
+    u = __builtin_convertvector (h, VU) << 16;                                               \
+    memcpy (&v, &u, sizeof v);                                                               \
+    return v;                                                                                \
+  }                                                                                          \
+  static __attribute__ ((target (TARGET))) void                                              \
+  NAME (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])         \
+  {                                                                                          \
+    VF acc[TILE][TILE];                                                                      \
+    size_t k = 0;                                                                            \
+    memset (acc, 0, sizeof acc);                                                             \
+    if (nt == 1) {                                                                           \
+      for (; k + VW <= in; k += VW) {                                                        \
+        VF xv;                                                                               \
+        memcpy (&xv, a->x[0] + k, sizeof xv);                                                \
+        for (int r = 0; r < TILE; r++)                                                       \
+          acc[0][r] += xv * NAME##_load_w (a->w[r], dt, k);                                  \
+      }                                                                                      \
+    } else {                                                                                 \
+      for (; k + VW <= in; k += VW) {                                                        \
+        VF xv[TILE], wv[TILE];                                                               \
+        for (int t = 0; t < TILE; t++)                                                       \
+          memcpy (&xv[t], a->x[t] + k, sizeof xv[t]);                                        \
+        for (int r = 0; r < TILE; r++)                                                       \
+          wv[r] = NAME##_load_w (a->w[r], dt, k);                                            \
+        for (int t = 0; t < TILE; t++)                                                       \
+          for (int r = 0; r < TILE; r++)                                                     \
+            acc[t][r] += xv[t] * wv[r];                                                      \
+      }                                                                                      \
+    }                                                                                        \
+    for (int t = 0; t < nt; t++)                                                             \
+      for (int r = 0; r < TILE; r++) {                                                       \
+        float sum = 0.0f;                                                                    \
+        for (int l = 0; l < VW; l++)                                                         \
+          sum += acc[t][r][l];                                                               \
+        for (size_t kk = k; kk < in; kk++)                                                   \
+          sum += a->x[t][kk] * weight_at (a->w[r], dt, kk);                                  \
+        out[t][r] = sum;                                                                     \
+      }                                                                                      \
+  }
+
+DEFINE_TILE (tile_avx512, "avx512f,fma", 16, vf16, vh16, vu16, f16_avx512)
+DEFINE_TILE (tile_avx2, "avx2,fma,f16c", 8, vf8, vh8, vu8, f16_avx2)
+#endif
+
+static gboolean force_generic;
+
+void
+dsocr_decoder_force_generic (gboolean on)
+{
+  force_generic = on;
+}
+
+static tile_fn
+pick_tile (void)
+{
+  if (force_generic)
+    return tile_generic;
+#ifdef HAVE_X86_TILES
+  __builtin_cpu_init ();
+  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("fma"))
+    return tile_avx512;
+  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma") &&
+      __builtin_cpu_supports ("f16c"))
+    return tile_avx2;
+#endif
+  return tile_generic;
+}
+
+/* y[i][0 .. nr) = x_i · W[r0 .. r0 + nr)^T for the @n rows @x_rows[i]. */
+static void
+rows_product (tile_fn tile, const float *const *x_rows, int n, const dsocr_linear *lin, int r0,
+              int nr, float *y, size_t ldy)
+{
+  const size_t in = (size_t) lin->n_in, es = dsocr_dtype_size (lin->w->dtype);
+  const char *w = lin->w->data;
+  float out[TILE][TILE];
+
+  for (int rb = 0; rb < nr; rb += TILE) {
+    tile_args a;
+    int wr = MIN (TILE, nr - rb);
+    for (int r = 0; r < TILE; r++)   // short blocks repeat their first row; its results are dropped
+      a.w[r] = w + (size_t) (r0 + rb + (r < wr ? r : 0)) * in * es;
+    for (int i0 = 0; i0 < n; i0 += TILE) {
+      int nt = MIN (TILE, n - i0);
+      for (int t = 0; t < TILE; t++)
+        a.x[t] = x_rows[i0 + (t < nt ? t : 0)];
+      tile (&a, nt == 1 ? 1 : TILE, (dsk_dtype) lin->w->dtype, in, out);
+      for (int t = 0; t < nt; t++)
+        for (int r = 0; r < wr; r++)
+          y[(size_t) (i0 + t) * ldy + rb + r] = out[t][r];
+    }
+  }
+}
+
+/* silu(gate) * up for rows [r0, r0 + nr) of one expert, into hid [n, ld] at column r0. */
+static void
+item_gate_up (tile_fn tile, const expert_job *j, const float *const *x_rows, int r0, int nr,
+              float *hid, size_t ld, float *scratch /* [2, n, ROW_BLOCK] */)
+{
+  float *g = scratch, *u = scratch + (size_t) j->n * ROW_BLOCK;
+
+  rows_product (tile, x_rows, j->n, j->gate, r0, nr, g, ROW_BLOCK);
+  rows_product (tile, x_rows, j->n, j->up, r0, nr, u, ROW_BLOCK);
+  for (int i = 0; i < j->n; i++)
+    for (int r = 0; r < nr; r++) {
+      float a = g[(size_t) i * ROW_BLOCK + r];
+      hid[(size_t) i * ld + r0 + r] = a / (1.0f + expf (-a)) * u[(size_t) i * ROW_BLOCK + r];
+    }
+}
+
+/* Gate/up, then down, of every job, as one parallel region. hid [slots, inter_max],
+ * outb [slots, n_embd]. */
+static void
+run_experts (dsocr_decoder_state *s, const expert_job *jobs, int n_jobs, const float *xn,
+             size_t H, float *hid, size_t inter_max, float *outb, const float **xr_buf,
+             float *scratch, size_t scratch_per_thread)
+{
+  int n_a = 0, n_b = 0;
+  int32_t *items_a = s->items, *items_b;   // (job, first row) pairs
+
+  for (int j = 0; j < n_jobs; j++)
+    for (int r = 0; r < jobs[j].gate->n_out; r += ROW_BLOCK, n_a++) {
+      items_a[2 * n_a] = j;
+      items_a[2 * n_a + 1] = r;
+    }
+  items_b = items_a + 2 * n_a;
+  for (int j = 0; j < n_jobs; j++)
+    for (int r = 0; r < (int) H; r += ROW_BLOCK, n_b++) {
+      items_b[2 * n_b] = j;
+      items_b[2 * n_b + 1] = r;
+    }
+  /* x row pointers of every job: xn rows for gate/up; hidden rows for down */
+  {
+    size_t off = 0;
+    for (int j = 0; j < n_jobs; j++)
+      for (int i = 0; i < jobs[j].n; i++, off++)
+        xr_buf[off] = xn + (size_t) (jobs[j].rows ? jobs[j].rows[i] : i) * H;
+    for (int j = 0; j < n_jobs; j++)
+      for (int i = 0; i < jobs[j].n; i++, off++)
+        xr_buf[off] = hid + (jobs[j].slot0 + (size_t) i) * inter_max;
+  }
+
+#pragma omp parallel num_threads (s->n_threads > 0 ? s->n_threads : 1)
+  {
+#ifdef _OPENMP
+    float *mine = scratch + (size_t) omp_get_thread_num () * scratch_per_thread;
+#else
+    float *mine = scratch;
+#endif
+    const size_t n_slots = jobs[n_jobs - 1].slot0 + (size_t) jobs[n_jobs - 1].n;
+
+#pragma omp for schedule (dynamic, 2)
+    for (int it = 0; it < n_a; it++) {
+      const expert_job *j = &jobs[items_a[2 * it]];
+      int r0 = items_a[2 * it + 1];
+      item_gate_up (s->tile, j, xr_buf + j->slot0, r0, MIN (ROW_BLOCK, j->gate->n_out - r0),
+                    hid + j->slot0 * inter_max, inter_max, mine);
+    }
+#pragma omp for schedule (dynamic, 2)
+    for (int it = 0; it < n_b; it++) {
+      const expert_job *j = &jobs[items_b[2 * it]];
+      int r0 = items_b[2 * it + 1];
+      rows_product (s->tile, xr_buf + n_slots + j->slot0, j->n, j->down, r0,
+                    MIN (ROW_BLOCK, (int) H - r0), outb + j->slot0 * H + r0, H);
+    }
+  }
+}
+
 static gboolean
 moe (dsocr_decoder_state *s, const dsocr_layer *ly, int il, size_t T, float *out,
      int n_seq, int n_tokens, dsocr_tensor_callback callback, gpointer user_data, GError **error)
 {
   const dsocr_text_config *t = &s->model->config->text;
   const int E = t->n_routed_experts, k = t->num_experts_per_tok;
-  const size_t H = t->hidden_size, inter = t->moe_intermediate_size;
-  float *logits, *routed;
+  const size_t H = t->hidden_size;
+  const size_t inter_max = (size_t) MAX (t->moe_intermediate_size,
+                                         ly->has_shared ? ly->sh_gate.n_out : 0);
+  const size_t n_slots = T * k + (ly->has_shared ? T : 0);
+  const int n_threads = s->n_threads > 0 ? s->n_threads : 1;
+  const size_t scratch_per_thread = 2 * T * ROW_BLOCK;
+  expert_job *jobs;
+  int n_jobs = 0;
+  float *logits, *outb;
 
-  if (!ensure (&s->logits_r, T * E, error) || !ensure (&s->routed, T * H, error))
+  if (!ensure (&s->logits_r, T * E, error) || !ensure (&s->gate, n_slots * inter_max, error) ||
+      !ensure (&s->up, n_slots * H, error) ||
+      !ensure (&s->routed, n_threads * scratch_per_thread, error))
     return FALSE;
   if (s->route_cap < T * k) {
     s->route_cap = T * k;
     s->topk_idx = g_renew (int32_t, s->topk_idx, T * k);
     s->topk_w = g_renew (float, s->topk_w, T * k);
     s->exp_rows = g_renew (int32_t, s->exp_rows, T * k);
-    s->exp_scale = g_renew (float, s->exp_scale, T * k);
+    s->slot_of = g_renew (int32_t, s->slot_of, T * k);
+  }
+  if (s->xr_cap < 2 * n_slots) {
+    s->xr_cap = 2 * n_slots;
+    s->xr = g_renew (const float *, s->xr, s->xr_cap);
+  }
+  {
+    /* work items: gate/up blocks of every job, then down blocks */
+    size_t n_items = (size_t) (E + 1) * ((inter_max + ROW_BLOCK - 1) / ROW_BLOCK) +
+                     (size_t) (E + 1) * ((H + ROW_BLOCK - 1) / ROW_BLOCK);
+    if (s->items_cap < n_items) {
+      s->items_cap = n_items;
+      s->items = g_renew (int32_t, s->items, 2 * n_items);
+    }
   }
   if (ly->router_bias)
     dsk_convert_to_f32_cpu (s->bias_f32, ly->router_bias->data, dt (ly->router_bias),
@@ -536,51 +844,50 @@ moe (dsocr_decoder_state *s, const dsocr_layer *ly, int il, size_t T, float *out
     callback (&tw, il, user_data);
   }
 
-  /* Group the (token, weight) pairs by expert, tokens ascending within an expert. */
+  /* Group the tokens by expert (ascending within an expert); slot_of maps each (token,
+   * choice) to its row in the expert buffers. */
   memset (s->exp_count, 0, sizeof (int) * (E + 1));
   for (size_t i = 0; i < T * k; i++)
     s->exp_count[s->topk_idx[i] + 1]++;
   for (int e = 0; e < E; e++)
     s->exp_count[e + 1] += s->exp_count[e];
   memcpy (s->exp_fill, s->exp_count, sizeof (int) * E);
-  for (size_t i = 0; i < T; i++) {
-    for (int j = 0; j < k; j++) {
-      int e = s->topk_idx[i * k + j];
-      s->exp_rows[s->exp_fill[e]] = (int32_t) i;
-      s->exp_scale[s->exp_fill[e]] = s->topk_w[i * k + j];
-      s->exp_fill[e]++;
-    }
+  for (size_t i = 0; i < T * k; i++) {
+    int e = s->topk_idx[i];
+    s->exp_rows[s->exp_fill[e]] = (int32_t) (i / k);
+    s->slot_of[i] = s->exp_fill[e]++;
   }
-
-  /* Each expert runs on its tokens only; its weighted output is added into the f32 sum in
-   * ascending expert order, as the reference's index_add_ loop does. */
-  routed = s->routed.data;
-  memset (routed, 0, sizeof (float) * T * H);
+  jobs = s->jobs;
   for (int e = 0; e < E; e++) {
-    const size_t n = (size_t) (s->exp_count[e + 1] - s->exp_count[e]);
-    const int32_t *rows = s->exp_rows + s->exp_count[e];
-    dsk_matmul_opts gather = { .x_rows = rows };
-    dsk_matmul_opts scatter = { .y_rows = rows, .y_scale = s->exp_scale + s->exp_count[e],
-                                .accumulate = 1 };
-    const dsocr_linear *g = &ly->exp_gate[e], *u = &ly->exp_up[e], *d = &ly->exp_down[e];
-
-    if (n == 0)
-      continue;
-    dsk_matmul_f32_cpu (s->gate.data, s->xn.data, g->w->data, dt (g->w), NULL, DSK_F32, n, H,
-                        inter, &gather);
-    dsk_matmul_f32_cpu (s->up.data, s->xn.data, u->w->data, dt (u->w), NULL, DSK_F32, n, H, inter,
-                        &gather);
-    dsk_swiglu_f32_cpu (s->gate.data, s->gate.data, s->up.data, n * inter);
-    dsk_matmul_f32_cpu (routed, s->gate.data, d->w->data, dt (d->w), NULL, DSK_F32, n, inter, H,
-                        &scatter);
+    int n = s->exp_count[e + 1] - s->exp_count[e];
+    if (n > 0)
+      jobs[n_jobs++] = (expert_job) { &ly->exp_gate[e], &ly->exp_up[e], &ly->exp_down[e], n,
+                                      s->exp_rows + s->exp_count[e], (size_t) s->exp_count[e] };
   }
+  if (ly->has_shared)
+    jobs[n_jobs++] = (expert_job) { &ly->sh_gate, &ly->sh_up, &ly->sh_down, (int) T, NULL,
+                                    T * k };
 
-  if (ly->has_shared) {
-    swiglu_mlp (s, &ly->sh_gate, &ly->sh_up, &ly->sh_down, T, out);
-    for (size_t i = 0; i < T * H; i++)
-      out[i] = routed[i] + out[i];
-  } else {
-    memcpy (out, routed, sizeof (float) * T * H);
+  outb = s->up.data;   // [n_slots, H]
+  run_experts (s, jobs, n_jobs, s->xn.data, H, s->gate.data, inter_max, outb, s->xr,
+               s->routed.data, scratch_per_thread);
+
+  /* The routed sum in f32, experts in ascending id order (the reference's index_add_ loop),
+   * then the shared experts. */
+#pragma omp parallel for schedule (static) num_threads (n_threads) if (T * H >= 65536)
+  for (size_t i = 0; i < T; i++) {
+    float *o = out + i * H;
+    memset (o, 0, sizeof (float) * H);
+    for (int j = 0; j < k; j++) {
+      const float w = s->topk_w[i * k + j], *e = outb + (size_t) s->slot_of[i * k + j] * H;
+      for (size_t c = 0; c < H; c++)
+        o[c] = o[c] + e[c] * w;
+    }
+    if (ly->has_shared) {
+      const float *sh = outb + (T * k + i) * H;
+      for (size_t c = 0; c < H; c++)
+        o[c] = o[c] + sh[c];
+    }
   }
   return TRUE;
 }

@@ -83,6 +83,10 @@ gboolean dsocr_decoder_forward (dsocr_decoder_state *state, dsocr_kv_cache *cach
                                 dsocr_tensor_callback callback, gpointer user_data,
                                 GError **error);
 
+/* Test hook: sessions created after a call with @on TRUE run the MoE experts with the plain C
+ * kernel instead of the AVX-512 / AVX2 one. Not thread-safe; not for applications. */
+void dsocr_decoder_force_generic (gboolean on);
+
 /* logits [n, n_vocab] = h [n, n_embd] lm_head^T. */
 void dsocr_decoder_lm_head (dsocr_decoder_state *state, const float *h, int n, float *logits);
 /* logits [n, n_labels] = h [n, n_embd] score^T (single-threaded; the head is tiny). */

@@ -48,13 +48,15 @@ dsocr_session_new (dsocr_model *model, const dsocr_session_params *params, GErro
     p = *params;
   else
     dsocr_session_params_init (&p);
-  if (p.n_seq_max <= 0 || p.n_ctx < 0 || p.n_threads < 0 || p.mla_form < DSOCR_MLA_AUTO ||
+  if (p.n_seq_max < 0 || p.n_ctx < 0 || p.n_threads < 0 || p.mla_form < DSOCR_MLA_AUTO ||
       p.mla_form > DSOCR_MLA_ABSORBED) {
     g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
                  "session: invalid params (n_seq_max %d, n_ctx %d, n_threads %d, mla_form %d)",
                  p.n_seq_max, p.n_ctx, p.n_threads, (int) p.mla_form);
     return NULL;
   }
+  if (p.n_seq_max == 0)
+    p.n_seq_max = 1;
   if (p.n_ctx == 0)
     p.n_ctx = t->max_position_embeddings;
   if (p.n_threads == 0)

@@ -610,11 +610,7 @@ find_added (tok_ctx *ctx, const tok_trie *t, const char *s, gsize n, GArray *ite
     const tok_added *a = &tok->added[best];
     if (a->single_word) {
       /* the character before: the last one of s[..start] */
-      gsize before = start;
-      while (before > 0 && ((guchar) s[before - 1] & 0xC0) == 0x80)
-        before--;
-      if (before > 0)
-        before--;
+      gsize before = start > 0 ? start - 1 : 0;
       while (before > 0 && ((guchar) s[before] & 0xC0) == 0x80)
         before--;
       gboolean start_space = start == 0 || !word_char (ctx, s + before, start - before);
@@ -661,8 +657,6 @@ normalize (const dsocr_tokenizer *tok, const char *s, gsize n)
     static const GNormalizeMode modes[] = {
       [TOK_NORM_NFC] = G_NORMALIZE_NFC,
       [TOK_NORM_NFD] = G_NORMALIZE_NFD,
-      [TOK_NORM_NFKC] = G_NORMALIZE_NFKC,
-      [TOK_NORM_NFKD] = G_NORMALIZE_NFKD,
     };
     char *next = g_utf8_normalize (cur, -1, modes[tok->norms[i]]);
     g_free (cur);

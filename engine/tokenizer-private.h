@@ -59,8 +59,6 @@ typedef struct {
 typedef enum {
   TOK_NORM_NFC,
   TOK_NORM_NFD,
-  TOK_NORM_NFKC,
-  TOK_NORM_NFKD,
 } tok_norm;
 
 #define TOK_MAX_NORMS 8
@@ -178,6 +176,14 @@ typedef struct {
   gsize start, end;
   gboolean is_match;
 } tok_span;
+
+/* The model vocabulary's id for @s, or -1. */
+static inline int32_t
+dsocr_tok_vocab_id (const dsocr_tokenizer *tok, const char *s)
+{
+  gpointer v = g_hash_table_lookup (tok->vocab, s);
+  return v ? GPOINTER_TO_INT (v) - 1 : -1;
+}
 
 void dsocr_tok_ctx_init (tok_ctx *ctx, const dsocr_tokenizer *tok, GArray *ids);
 void dsocr_tok_ctx_clear (tok_ctx *ctx);

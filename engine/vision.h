@@ -109,7 +109,8 @@ gboolean vis_clip_forward (const dsocr_vision *v, const float *sam, int g, float
 /* CLIP's position table for a @g x @g grid: @out [g * g + 1, clip_width] (row 0: CLS). */
 gboolean vis_clip_pos (const dsocr_vision *v, int g, float *out, GError **error);
 
-/* Projector: @out [n, n_embed] = Linear(cat(@clip rows 1..n [n, clip_width], @sam [n, sam_out])). */
+/* Projector: @out [n, n_embed] = Linear(cat(@clip rows 1..n [n, clip_width],
+ * @sam [n, sam_out])). */
 gboolean vis_project (const dsocr_vision *v, const float *clip, const float *sam, int n,
                       float *out, GError **error);
 

@@ -8,6 +8,12 @@ plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
 
+  ret |= GST_ELEMENT_REGISTER (dsocrpreprocess, plugin);
+  ret |= GST_ELEMENT_REGISTER (dsocrresult, plugin);
+#if DSOCR_HAVE_CAIRO
+  ret |= GST_ELEMENT_REGISTER (dsocroverlay, plugin);
+#endif
+
 #if DSOCR_HAVE_POPPLER
   ret |= GST_ELEMENT_REGISTER (dsocrpdfdec, plugin);
 #endif

@@ -1,6 +1,7 @@
 /* attention-test.c: dsk_attention_f32_cpu against a double-precision softmax(q k^T) v written
  * out in full, for MHA/GQA/MQA, causal decode over a cache, padding masks, additive and
- * decomposed biases, MLA head dims and strided (fused) layouts, on the SIMD and plain paths. */
+ * decomposed biases, MLA head dims and strided (fused) layouts, on the streaming (SIMD and
+ * plain C) and BLAS paths. */
 #include <float.h>
 #include <glib.h>
 #include <math.h>
@@ -23,6 +24,15 @@ typedef struct {
   float *bias, *rel_h, *rel_w;
   uint8_t *valid;
 } att_case;
+
+/* 0: automatic (streaming SIMD at these sizes), 1: streaming plain C, 2: BLAS (streaming
+ * where the build has none) */
+static void
+set_mode (int mode)
+{
+  dsk_cpu_force_generic (mode == 1);
+  dsk_attention_force_path (mode == 2 ? 2 : mode == 1 ? 1 : 0);
+}
 
 static float *
 random_f32 (GRand *rng, size_t n, double lo, double hi)
@@ -163,8 +173,8 @@ test_shapes (void)
   static const size_t Ss[] = { 1, 7, 97, 257 };
   static const size_t ds[] = { 7, 64, 128 };
   GRand *rng = g_rand_new_with_seed (61);
-  for (int generic = 0; generic < 2; generic++) {
-    dsk_cpu_force_generic (generic);
+  for (int mode = 0; mode < 3; mode++) {
+    set_mode (mode);
     for (size_t a = 0; a < G_N_ELEMENTS (Ts); a++)
       for (size_t b = 0; b < G_N_ELEMENTS (Ss); b++)
         for (size_t d = 0; d < G_N_ELEMENTS (ds); d++) {
@@ -176,7 +186,7 @@ test_shapes (void)
           free_case (&c);
         }
   }
-  dsk_cpu_force_generic (0);
+  set_mode (0);
   g_rand_free (rng);
 }
 
@@ -189,8 +199,8 @@ test_gqa_causal (void)
     { 7, 7, 0 }, { 97, 97, 0 }, { 1, 257, 256 }, { 7, 97, 90 }, { 9, 300, 200 }, { 1, 1, 0 },
   };
   static const size_t kvh[] = { 6, 2, 1 };
-  for (int generic = 0; generic < 2; generic++) {
-    dsk_cpu_force_generic (generic);
+  for (int mode = 0; mode < 3; mode++) {
+    set_mode (mode);
     for (size_t a = 0; a < G_N_ELEMENTS (shapes); a++)
       for (size_t b = 0; b < G_N_ELEMENTS (kvh); b++) {
         att_case c = { 0 };
@@ -202,7 +212,7 @@ test_gqa_causal (void)
         free_case (&c);
       }
   }
-  dsk_cpu_force_generic (0);
+  set_mode (0);
   g_rand_free (rng);
 }
 
@@ -212,8 +222,8 @@ static void
 test_padding (void)
 {
   GRand *rng = g_rand_new_with_seed (63);
-  for (int generic = 0; generic < 2; generic++) {
-    dsk_cpu_force_generic (generic);
+  for (int mode = 0; mode < 3; mode++) {
+    set_mode (mode);
     att_case c = { 0 };
     c.p = (dsk_attention_params) { .n_q = 20, .n_kv = 20, .n_heads = 4, .n_kv_heads = 4, .d_qk = 32,
                                    .d_v = 32, .scale = 0.2f, .causal = 1 };
@@ -228,7 +238,7 @@ test_padding (void)
         g_assert_cmpfloat (c.out[t * 4 * 32 + i], ==, 0.0f);
     free_case (&c);
   }
-  dsk_cpu_force_generic (0);
+  set_mode (0);
   g_rand_free (rng);
 }
 
@@ -238,9 +248,9 @@ static void
 test_bias (void)
 {
   GRand *rng = g_rand_new_with_seed (64);
-  for (int generic = 0; generic < 2; generic++)
+  for (int mode = 0; mode < 3; mode++)
     for (int kind = 0; kind < 3; kind++) {
-      dsk_cpu_force_generic (generic);
+      set_mode (mode);
       att_case c = { 0 };
       const size_t T = 63, S = 63, H = 3;
       c.p = (dsk_attention_params) { .n_q = T, .n_kv = S, .n_heads = H, .n_kv_heads = H, .d_qk = 64,
@@ -265,7 +275,7 @@ test_bias (void)
       run_and_check (&c, "bias");
       free_case (&c);
     }
-  dsk_cpu_force_generic (0);
+  set_mode (0);
   g_rand_free (rng);
 }
 
@@ -274,8 +284,8 @@ static void
 test_mla_layout (void)
 {
   GRand *rng = g_rand_new_with_seed (65);
-  for (int generic = 0; generic < 2; generic++) {
-    dsk_cpu_force_generic (generic);
+  for (int mode = 0; mode < 3; mode++) {
+    set_mode (mode);
     const size_t T = 5, S = 37, H = 4, dq = 192, dv = 128;
     att_case c = { 0 };
     c.p = (dsk_attention_params) { .n_q = T, .n_kv = S, .n_heads = H, .n_kv_heads = H, .d_qk = dq,
@@ -293,7 +303,7 @@ test_mla_layout (void)
     run_and_check (&c, "mla");
     free_case (&c);
   }
-  dsk_cpu_force_generic (0);
+  set_mode (0);
   g_rand_free (rng);
 }
 
@@ -368,5 +378,7 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/attention/mla-layout", test_mla_layout);
   g_test_add_func ("/kernels/attention/thread-invariance", test_thread_invariance);
   g_test_add_func ("/kernels/attention/bad-args", test_bad_args);
-  return g_test_run ();
+  int ret = g_test_run ();
+  dsk_matmul_scratch_release_cpu ();
+  return ret;
 }

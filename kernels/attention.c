@@ -9,12 +9,32 @@
 #include "dsk.h"
 #include "dsk-cpu.h"
 
+#include "dsocr-build-config.h"
+
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
-#define QB 8
+#if DSOCR_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#define QB 32
 #define KB 64
 #define DV_MAX 512
+/* Query rows per block of the BLAS path. */
+#define BLAS_QROWS 256
+/* The BLAS path pays for materialising logits once T * S is this large and T is not tiny. */
+#define BLAS_MIN_TS (512.0 * 512.0)
+#define BLAS_MIN_T 64
+
+static int force_path;
+
+void
+dsk_attention_force_path (int path)
+{
+  force_path = path;
+}
 
 /* The problem with defaults resolved. */
 typedef struct {
@@ -65,21 +85,28 @@ dot_tile (const float *const *qr, const float *k0, size_t ks, size_t d, float *o
           const int R, const int C)
 {
   __m256 acc[4][4];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; r++)
+    #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
       acc[r][c] = _mm256_setzero_ps ();
   size_t i = 0;
   for (; i + 8 <= d; i += 8) {
     __m256 kv[4];
+    #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
       kv[c] = _mm256_loadu_ps (k0 + (size_t) c * ks + i);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
       __m256 qv = _mm256_loadu_ps (qr[r] + i);
+      #pragma GCC unroll 8
       for (int c = 0; c < C; c++)
         acc[r][c] = _mm256_fmadd_ps (qv, kv[c], acc[r][c]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; r++)
+    #pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
       float s = hsum8 (acc[r][c]);
       for (size_t ii = i; ii < d; ii++)
@@ -112,44 +139,66 @@ dots_avx2 (const float *const *qr, int nq, const float *k0, size_t ks, int nk, s
   }
 }
 
-/* acc[r][:dv] += sum_j p[r][j] v[j][:dv] for R queries sharing each v load */
+/* acc[r][i0 : i0 + 8 C] += sum_j p[r][j] v[j][i0 : i0 + 8 C] for R queries: R * C
+ * accumulators stay in registers over the whole key block. */
 static inline __attribute__ ((always_inline)) DSK_TARGET_AVX2 void
 pv_tile (float acc[QB][DV_MAX], float p[QB][KB], int r0, const float *v0, size_t vs, int nk,
-         size_t dv, const int R)
+         size_t i0, const int R, const int C)
 {
-  size_t i = 0;
-  for (; i + 8 <= dv; i += 8) {
-    __m256 a[4];
-    for (int r = 0; r < R; r++)
-      a[r] = _mm256_loadu_ps (&acc[r0 + r][i]);
-    for (int j = 0; j < nk; j++) {
-      __m256 vv = _mm256_loadu_ps (v0 + (size_t) j * vs + i);
-      for (int r = 0; r < R; r++)
-        a[r] = _mm256_fmadd_ps (_mm256_broadcast_ss (&p[r0 + r][j]), vv, a[r]);
-    }
-    for (int r = 0; r < R; r++)
-      _mm256_storeu_ps (&acc[r0 + r][i], a[r]);
-  }
-  for (; i < dv; i++)
+  __m256 a[4][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
+      a[r][c] = _mm256_loadu_ps (&acc[r0 + r][i0 + 8 * (size_t) c]);
+  for (int j = 0; j < nk; j++) {
+    __m256 vv[2];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
+      vv[c] = _mm256_loadu_ps (v0 + (size_t) j * vs + i0 + 8 * (size_t) c);
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
-      float s = acc[r0 + r][i];
-      for (int j = 0; j < nk; j++)
-        s += p[r0 + r][j] * v0[(size_t) j * vs + i];
-      acc[r0 + r][i] = s;
+      __m256 b = _mm256_broadcast_ss (&p[r0 + r][j]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; c++)
+        a[r][c] = _mm256_fmadd_ps (b, vv[c], a[r][c]);
     }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
+      _mm256_storeu_ps (&acc[r0 + r][i0 + 8 * (size_t) c], a[r][c]);
 }
+
+#define PV(R, C) \
+  static DSK_TARGET_AVX2 void pv_##R##x##C (float acc[QB][DV_MAX], float p[QB][KB], int r0, \
+                                            const float *v0, size_t vs, int nk, size_t i0) \
+  { pv_tile (acc, p, r0, v0, vs, nk, i0, R, C); }
+PV (1, 2) PV (1, 1) PV (2, 2) PV (2, 1) PV (3, 2) PV (3, 1) PV (4, 2) PV (4, 1)
+
+typedef void (*pv_fn) (float (*)[DV_MAX], float (*)[KB], int, const float *, size_t, int, size_t);
+static const pv_fn pv_tab[4][2] = {
+  { pv_1x1, pv_1x2 }, { pv_2x1, pv_2x2 }, { pv_3x1, pv_3x2 }, { pv_4x1, pv_4x2 } };
 
 static DSK_TARGET_AVX2 void
 pv_avx2 (float acc[QB][DV_MAX], float p[QB][KB], int nq, const float *v0, size_t vs, int nk,
          size_t dv)
 {
   for (int r0 = 0; r0 < nq; r0 += 4) {
-    switch (nq - r0 < 4 ? nq - r0 : 4) {
-      case 1: pv_tile (acc, p, r0, v0, vs, nk, dv, 1); break;
-      case 2: pv_tile (acc, p, r0, v0, vs, nk, dv, 2); break;
-      case 3: pv_tile (acc, p, r0, v0, vs, nk, dv, 3); break;
-      default: pv_tile (acc, p, r0, v0, vs, nk, dv, 4); break;
-    }
+    const int R = nq - r0 < 4 ? nq - r0 : 4;
+    size_t i = 0;
+    for (; i + 16 <= dv; i += 16)
+      pv_tab[R - 1][1] (acc, p, r0, v0, vs, nk, i);
+    for (; i + 8 <= dv; i += 8)
+      pv_tab[R - 1][0] (acc, p, r0, v0, vs, nk, i);
+    for (; i < dv; i++)
+      for (int r = r0; r < r0 + R; r++) {
+        float t = acc[r][i];
+        for (int j = 0; j < nk; j++)
+          t += p[r][j] * v0[(size_t) j * vs + i];
+        acc[r][i] = t;
+      }
   }
 }
 
@@ -194,7 +243,69 @@ exp_row_generic (float *p, int nk_pad, float m)
   return sum;
 }
 
-/* Queries t0 .. t0 + nq - 1 of head h. */
+/* Turns raw dots x[n] of query t (head h) against keys s0 .. s0 + n - 1 into logits in place:
+ * scale, biases, masked keys -inf. Returns the largest logit (-inf when all are masked). */
+static float
+logits (const att *a, size_t h, size_t t, size_t s0, float *x, size_t n)
+{
+  const float *br = a->bias ? a->bias + ((a->bias_heads == 1 ? 0 : h) * a->T + t) * a->bias_ld : NULL;
+  const float *rh = a->rel_h ? a->rel_h + (h * a->T + t) * a->kv_h : NULL;
+  const float *rw = a->rel_w ? a->rel_w + (h * a->T + t) * a->kv_w : NULL;
+  const size_t vis_end = a->causal ? a->pos0 + t + 1 : SIZE_MAX;  /* keys s < vis_end */
+  float mb = -INFINITY;
+
+  if (!br && !rh && !a->valid && s0 + n <= vis_end) {
+    for (size_t j = 0; j < n; j++) {
+      float v = x[j] * a->scale;
+      x[j] = v;
+      mb = v > mb ? v : mb;
+    }
+    return mb;
+  }
+  /* key s sits at row sh = s / kv_w, column sw = s % kv_w of the rel-pos grid */
+  size_t sh = rh ? s0 / a->kv_w : 0, sw = rh ? s0 % a->kv_w : 0;
+  for (size_t j = 0; j < n; j++) {
+    const size_t s = s0 + j;
+    float v;
+    if (s >= vis_end || (a->valid && !a->valid[s])) {
+      v = -INFINITY;
+    } else {
+      v = x[j] * a->scale;
+      if (br)
+        v += br[s];
+      if (rh)
+        v += rh[sh] + rw[sw];   /* the reference materialises rel_h + rel_w, then adds */
+    }
+    if (rh && ++sw == a->kv_w) {
+      sw = 0;
+      sh++;
+    }
+    x[j] = v;
+    mb = v > mb ? v : mb;
+  }
+  return mb;
+}
+
+/* x[n] = exp(x - m) (masked entries 0); returns the sum, accumulated in double per KB. */
+static double
+exp_row (float *x, size_t n, float m, int simd)
+{
+  double sum = 0.0;
+  size_t j = 0;
+#if DSK_X86_SIMD
+  if (simd)
+    for (; j + KB <= n; j += KB)
+      sum += exp_row_avx2 (x + j, KB, m);
+#endif
+  (void) simd;
+  for (; j < n; j++) {
+    x[j] = x[j] == -INFINITY ? 0.0f : expf (x[j] - m);
+    sum += x[j];
+  }
+  return sum;
+}
+
+/* Queries t0 .. t0 + nq - 1 of head h, streaming over key blocks. */
 static void
 attend (const att *a, size_t h, size_t t0, int nq, int simd)
 {
@@ -202,13 +313,14 @@ attend (const att *a, size_t h, size_t t0, int nq, int simd)
   const float *qr[QB];
   float acc[QB][DV_MAX];
   float sc[QB][KB];
-  float m[QB], l[QB];
+  float m[QB];
+  double l[QB];
 
   for (int r = 0; r < nq; r++) {
     qr[r] = a->q + (t0 + (size_t) r) * a->qs + h * a->qhs;
     memset (acc[r], 0, a->dv * sizeof (float));
     m[r] = -INFINITY;
-    l[r] = 0.0f;
+    l[r] = 0.0;
   }
 
   size_t s_end = a->S;
@@ -228,27 +340,7 @@ attend (const att *a, size_t h, size_t t0, int nq, int simd)
 
     int any = 0;
     for (int r = 0; r < nq; r++) {
-      const size_t t = t0 + (size_t) r;
-      const float *br = a->bias ? a->bias + ((a->bias_heads == 1 ? 0 : h) * a->T + t) * a->bias_ld : NULL;
-      const float *rh = a->rel_h ? a->rel_h + (h * a->T + t) * a->kv_h : NULL;
-      const float *rw = a->rel_w ? a->rel_w + (h * a->T + t) * a->kv_w : NULL;
-      float mb = -INFINITY;
-      for (int j = 0; j < nk; j++) {
-        const size_t s = s0 + (size_t) j;
-        float x;
-        if ((a->causal && s > a->pos0 + t) || (a->valid && !a->valid[s])) {
-          x = -INFINITY;
-        } else {
-          x = sc[r][j] * a->scale;
-          if (br)
-            x += br[s];
-          if (rh)
-            x += rh[s / a->kv_w] + rw[s % a->kv_w];
-        }
-        sc[r][j] = x;
-        if (x > mb)
-          mb = x;
-      }
+      float mb = logits (a, h, t0 + (size_t) r, s0, sc[r], (size_t) nk);
       for (int j = nk; j < nk_pad; j++)
         sc[r][j] = -INFINITY;
       if (mb == -INFINITY) {
@@ -287,11 +379,57 @@ attend (const att *a, size_t h, size_t t0, int nq, int simd)
 
   for (int r = 0; r < nq; r++) {
     float *o = a->out + (t0 + (size_t) r) * a->os + h * a->ohs;
-    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    const float inv = l[r] > 0.0 ? (float) (1.0 / l[r]) : 0.0f;
     for (size_t i = 0; i < a->dv; i++)
       o[i] = acc[r][i] * inv;
   }
 }
+
+#if DSOCR_HAVE_OPENBLAS
+
+/* Large problems (SAM's global blocks: 4096 x 4096 per head) as two sgemm per block of
+ * query rows, with the logits of the block materialised in the calling thread's scratch:
+ * OpenBLAS's packed kernels run several times faster than the streaming tiles above. Heads
+ * go one after the other; OpenBLAS spreads each product over its threads. 0 on success, -1
+ * when scratch could not be had (nothing written then). */
+static int
+attend_blas (const att *a, int simd)
+{
+  const size_t tb = a->T < BLAS_QROWS ? a->T : BLAS_QROWS;
+  float *P = dsk_cpu_scratch (tb * a->S);   /* [tb, s_end] logits, then probabilities */
+  if (!P)
+    return -1;
+  for (size_t h = 0; h < a->H; h++) {
+    const size_t hk = h / a->group;
+    for (size_t t0 = 0; t0 < a->T; t0 += tb) {
+      const size_t nq = a->T - t0 < tb ? a->T - t0 : tb;
+      size_t s_end = a->S;
+      if (a->causal && a->pos0 + t0 + nq < s_end)
+        s_end = a->pos0 + t0 + nq;
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) nq, (int) s_end, (int) a->dqk,
+                   1.0f, a->q + t0 * a->qs + h * a->qhs, (int) a->qs, a->k + hk * a->khs,
+                   (int) a->ks, 0.0f, P, (int) s_end);
+      for (size_t r = 0; r < nq; r++) {
+        float *row = P + r * s_end;
+        float mb = logits (a, h, t0 + r, 0, row, s_end);
+        if (mb == -INFINITY) {
+          /* no visible key: a zero row gives the zero output */
+          memset (row, 0, s_end * sizeof (float));
+          continue;
+        }
+        const float inv = (float) (1.0 / exp_row (row, s_end, mb, simd));
+        for (size_t j = 0; j < s_end; j++)
+          row[j] *= inv;
+      }
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) nq, (int) a->dv, (int) s_end,
+                   1.0f, P, (int) s_end, a->v + hk * a->vhs, (int) a->vs, 0.0f,
+                   a->out + t0 * a->os + h * a->ohs, (int) a->os);
+    }
+  }
+  return 0;
+}
+
+#endif
 
 dsk_status
 dsk_attention_f32_cpu (float *out, const float *q, const float *k, const float *v,
@@ -330,6 +468,16 @@ dsk_attention_f32_cpu (float *out, const float *q, const float *k, const float *
     .rel_h = p->rel_h, .rel_w = p->rel_w, .kv_h = p->kv_h, .kv_w = p->kv_w,
   };
   const int simd = dsk_cpu_has_avx2 ();
+#if DSOCR_HAVE_OPENBLAS
+  int blas = force_path == 2 ||
+             (force_path == 0 && a.T >= BLAS_MIN_T && (double) a.T * (double) a.S >= BLAS_MIN_TS);
+  /* cblas takes int sizes and strides */
+  if (a.S > INT32_MAX || a.qs > INT32_MAX || a.ks > INT32_MAX || a.vs > INT32_MAX ||
+      a.os > INT32_MAX)
+    blas = 0;
+  if (blas && attend_blas (&a, simd) == 0)
+    return DSK_OK;
+#endif
   const size_t n_qb = (a.T + QB - 1) / QB, items = a.H * n_qb;
   const double work = (double) a.T * (double) a.S * (double) a.H * (double) (a.dqk + a.dv);
 

@@ -24,6 +24,15 @@ int dsk_cpu_has_avx2 (void);
  * BLAS, which falls back to 1 without OpenBLAS). Not thread-safe: set before running ops. */
 void dsk_cpu_force_generic (int on);
 void dsk_matmul_force_path (int path);
+/* Same for attention: 0 automatic, 1 streaming kernel, 2 BLAS (falls back to 1 without it). */
+void dsk_attention_force_path (int path);
+
+/* The calling thread's scratch of at least @n_floats: grown as needed, kept for the next call,
+ * freed when the thread exits or by dsk_cpu_scratch_release (dsk_matmul_scratch_release_cpu
+ * publicly). NULL when memory is short: callers then take a path that needs none. An op must
+ * not hold it across a call to another op that uses it. */
+float *dsk_cpu_scratch (size_t n_floats);
+void dsk_cpu_scratch_release (void);
 
 /* Whether @dt is a weight dtype the f32 ops read (F32, BF16, F16). */
 static inline int

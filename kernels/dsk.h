@@ -126,7 +126,8 @@ dsk_status dsk_matmul_f32_cpu (float *y, const float *x, const void *w, dsk_dtyp
                                const void *bias, dsk_dtype bias_dtype,
                                size_t n, size_t in, size_t out, const dsk_matmul_opts *opts);
 
-/* Frees the calling thread's matmul scratch (a later large-n call makes a new one). */
+/* Frees the calling thread's kernel scratch (matmul's widened weight blocks, attention's
+ * logits); a later call makes a new one. Threads that exit free theirs by themselves. */
 void dsk_matmul_scratch_release_cpu (void);
 
 /* ---- norm: RMSNorm and LayerNorm, f32 math ---- */
@@ -242,9 +243,12 @@ typedef struct {
 } dsk_attention_params;
 
 /* out[T, n_heads, d_v] (strided by the params) = attention of q[T, n_heads, d_qk] over
- * k[S, n_kv_heads, d_qk], v[S, n_kv_heads, d_v]. Online (streaming) softmax in f32, no
- * scratch beyond the stack; a query with no visible key gets zeros. Deterministic: each
- * output row is computed by one thread in key order. */
+ * k[S, n_kv_heads, d_qk], v[S, n_kv_heads, d_v]; out must not overlap q, k or v. Softmax in
+ * f32 with row sums in double; a query with no visible key gets zeros. Small problems stream
+ * over key blocks (online softmax, stack only); large ones (T >= 64 and T * S >= 512^2) with
+ * OpenBLAS materialise a [256, S] block of logits in the calling thread's scratch (see
+ * dsk_matmul_scratch_release_cpu) and use sgemm. Deterministic for given sizes, whatever the
+ * thread count; the two paths differ in the last bits. */
 dsk_status dsk_attention_f32_cpu (float *out, const float *q, const float *k, const float *v,
                                   const dsk_attention_params *p);
 

@@ -105,8 +105,8 @@ ref_layernorm (double *out, const float *x, size_t count, size_t stride, const v
   }
 }
 
-/* A LayerNorm output element is a few f32 roundings of O(1) values, plus the rounding of the
- * f32 mean, which moves (x - mean) by up to |mean| ulp: the bound scales with |mean| / std. */
+/* Statistics and x - mean are formed in double, so an output element is a few f32 roundings
+ * of O(1) values (|xn| < 4 for these rows, |w| < 1.5, |b| < 0.5). */
 static void
 check_ln (const float *got, const double *want, size_t n, double scale, const char *what)
 {
@@ -134,7 +134,7 @@ test_layernorm (void)
           for (size_t i = 0; i < n; i++) {
             ref_layernorm (want, x + i * dim, dim, 1, w, b, wdtypes[d], 1e-5f);
             /* |w| < 1.5, |b| < 0.5; a dim-1 row is all mean: eps dominates */
-            { char *what = g_strdup_printf ("layernorm n=%zu dim=%zu dt=%d affine=%d", n, dim, wdtypes[d], affine); check_ln (y + i * dim, want, dim, 2.0 * (1.0 + center * (dim > 1 ? 2.0 : 1.0)), what); g_free (what); }
+            { char *what = g_strdup_printf ("layernorm n=%zu dim=%zu dt=%d affine=%d", n, dim, wdtypes[d], affine); check_ln (y + i * dim, want, dim, 8.0, what); g_free (what); }
           }
           /* in place gives the same bits */
           float *z = g_memdup2 (x, n * dim * sizeof (float));

@@ -45,9 +45,11 @@ dsk_rmsnorm_f32_cpu (float *y, size_t ldy, const float *x, size_t ldx,
   return DSK_OK;
 }
 
-/* mean and 1/sqrt(var + eps) of @count values @stride apart */
+/* mean and 1/sqrt(var + eps) of @count values @stride apart, kept in double: x - mean is
+ * then formed in double too, so a row with a large mean and a small spread does not lose its
+ * low bits to the rounding of an f32 mean. */
 static void
-moments (const float *x, size_t count, size_t stride, float eps, float *mean, float *rstd)
+moments (const float *x, size_t count, size_t stride, float eps, double *mean, double *rstd)
 {
   double s = 0.0, v = 0.0;
   for (size_t j = 0; j < count; j++)
@@ -57,9 +59,8 @@ moments (const float *x, size_t count, size_t stride, float eps, float *mean, fl
     double d = x[j * stride] - m;
     v += d * d;
   }
-  float var = (float) (v / (double) count);
-  *mean = (float) m;
-  *rstd = (float) (1.0 / sqrt ((double) (var + eps)));
+  *mean = m;
+  *rstd = 1.0 / sqrt (v / (double) count + (double) eps);
 }
 
 static int
@@ -81,10 +82,10 @@ dsk_layernorm_f32_cpu (float *y, const float *x, const void *w, const void *b,
   for (size_t i = 0; i < n; i++) {
     const float *xr = x + i * dim;
     float *yr = y + i * dim;
-    float mean, rstd;
+    double mean, rstd;
     moments (xr, dim, 1, eps, &mean, &rstd);
     for (size_t j = 0; j < dim; j++) {
-      float h = (xr[j] - mean) * rstd;
+      float h = (float) ((xr[j] - mean) * rstd);
       if (w)
         h = h * dsk_cpu_weight_at (w, wb_dtype, j);
       if (b)
@@ -113,10 +114,10 @@ dsk_layernorm2d_f32_cpu (float *y, const float *x, const void *w, const void *b,
     size_t img = p / hw, px = p % hw;
     const float *xc = x + img * channels * hw + px;
     float *yc = y + img * channels * hw + px;
-    float mean, rstd;
+    double mean, rstd;
     moments (xc, channels, hw, eps, &mean, &rstd);
     for (size_t c = 0; c < channels; c++) {
-      float h = (xc[c * hw] - mean) * rstd;
+      float h = (float) ((xc[c * hw] - mean) * rstd);
       if (w)
         h = h * dsk_cpu_weight_at (w, wb_dtype, c);
       if (b)

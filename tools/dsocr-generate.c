@@ -119,7 +119,7 @@ main (int argc, char **argv)
   dsocr_session *session = NULL;
   dsocr_generate_result *res = NULL;
   dsocr_generate_params p;
-  output out = { NULL, json };
+  output out = { NULL, FALSE };
   int status = 1;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -179,6 +179,7 @@ main (int argc, char **argv)
   p.seed = (guint64) seed;
   p.callback = on_token;
   p.user_data = &out;
+  out.quiet = json;
   if (tok)
     out.stream = dsocr_decode_stream_new (tok, FALSE);
 
@@ -205,7 +206,7 @@ main (int argc, char **argv)
       json_builder_add_int_value (b, res->tokens[i]);
     json_builder_end_array (b);
     if (tok) {
-      text = dsocr_tokenizer_decode (tok, res->tokens, (gsize) res->n_tokens[0], FALSE);
+      text = dsocr_tokenizer_decode (tok, res->tokens, (gsize) res->n_tokens[0], FALSE, NULL);
       json_builder_set_member_name (b, "text");
       json_builder_add_string_value (b, text);
     }

@@ -6,7 +6,10 @@
  * prefill through the cache; 64 greedy tokens with the KV cache (and the raw logits of each
  * step); greedy decoding under no_repeat_ngram_size 3; for MLA fixtures, both attention forms;
  * for the OCR fixture, a left-padded batch of two prompts. */
+#include <stdio.h>
 #include <string.h>
+
+#include <glib/gstdio.h>
 
 #include <dsocr/dsocr.h>
 #include <dsocr/dsocr-generate.h>
@@ -165,6 +168,8 @@ test_forward (gconstpointer data)
   g_assert_no_error (err);
   /* embeddings + one hidden per layer + final_norm + two router tensors per MoE layer */
   g_assert_cmpint (cap.n_checked, >=, t->num_hidden_layers + 2);
+  g_test_message ("%s: logits relative error %.3g", (const char *) data,
+                  dsocr_test_rel_error (logits, golden_f32 (&fx, "logits"), L * t->vocab_size));
   dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * t->vocab_size, RTOL, "logits");
   g_assert_cmpint (dsocr_session_get_n_past (s), ==, (int) L);
   dsocr_session_free (s);
@@ -204,6 +209,24 @@ test_chunked_prefill (gconstpointer data)
   fixture_close (&fx);
 }
 
+typedef struct {
+  const float *want;  // [L, H] expected layer-0 input
+  gsize n;
+  gboolean seen;
+} embeds_check;
+
+static void
+check_embeddings (const dsocr_tensor *t, int layer, gpointer user_data)
+{
+  embeds_check *c = user_data;
+
+  if (!g_str_equal (t->name, "embeddings"))
+    return;
+  g_assert_cmpuint (numel (t), ==, c->n);
+  g_assert_cmpmem (t->data, c->n * sizeof (float), c->want, c->n * sizeof (float));
+  c->seen = TRUE;
+}
+
 /* inputs_embeds instead of ids; and ids + embeds + an all-ones embeds_mask, the OCR path's
  * masked_scatter, gives the same. */
 static void
@@ -240,6 +263,32 @@ test_embeds (gconstpointer data)
   g_assert_no_error (err);
   dsocr_test_assert_close (logits, golden_f32 (&fx, "logits_embeds"), L * V, RTOL,
                            "logits of ids + embeds_mask");
+
+  /* Every other column from embeds (taken in order), the rest looked up: the layer-0 input is
+   * inputs_embeds at the masked columns and the ids' embeddings elsewhere. */
+  {
+    const int H = dsocr_model_get_n_embd (fx.model);
+    const float *src = golden_f32 (&fx, "inputs_embeds");
+    g_autofree float *packed = g_new (float, L * H);
+    g_autofree float *want = g_new (float, L * H);
+    embeds_check chk = { want, L * H, FALSE };
+    gsize k = 0;
+
+    for (gsize i = 0; i < L; i++) {
+      mask[i] = i % 2;
+      if (mask[i])
+        memcpy (packed + (k++) * H, src + i * H, sizeof (float) * H);
+      memcpy (want + i * H, (mask[i] ? src : golden_f32 (&fx, "embeddings")) + i * H,
+              sizeof (float) * H);
+    }
+    dsocr_session_reset (s);
+    dsocr_session_set_tensor_callback (s, check_embeddings, &chk);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids,
+                                               .embeds = packed, .embeds_mask = mask },
+                           DSOCR_LOGITS_NONE, NULL, &err);
+    g_assert_no_error (err);
+    g_assert_true (chk.seen);
+  }
   dsocr_session_free (s);
   fixture_close (&fx);
 }
@@ -410,6 +459,135 @@ test_batch (gconstpointer data)
   fixture_close (&fx);
 }
 
+/* Writes @src's tensors to @path as @dtype (F32 or F16): a safetensors header, then the data. */
+static void
+write_converted (const dsocr_safetensors *src, const char *path, dsocr_dtype dtype)
+{
+  g_autoptr (GString) header = g_string_new ("{");
+  g_autoptr (GByteArray) data = g_byte_array_new ();
+  GError *err = NULL;
+  FILE *f;
+  guint64 len;
+
+  for (gsize i = 0; i < dsocr_safetensors_n_tensors (src); i++) {
+    const dsocr_tensor *t = dsocr_safetensors_get_nth (src, i);
+    gsize n = (gsize) dsocr_shape_numel (t->n_dims, t->shape), begin = data->len;
+    g_autofree float *v = g_new (float, MAX (n, 1));
+
+    g_assert_true (dsocr_tensor_to_f32 (t, v, &err));
+    for (gsize j = 0; j < n; j++) {
+      if (dtype == DSOCR_DTYPE_F32) {
+        g_byte_array_append (data, (const guint8 *) &v[j], 4);
+      } else {
+        /* bf16 values of the fixture are exact in f16 unless tiny; round-to-nearest via
+         * the compiler's _Float16 */
+        _Float16 h = (_Float16) v[j];
+        g_byte_array_append (data, (const guint8 *) &h, 2);
+      }
+    }
+    g_string_append_printf (header, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "",
+                            t->name, dsocr_dtype_name (dtype));
+    for (int d = 0; d < t->n_dims; d++)
+      g_string_append_printf (header, "%s%" G_GINT64_FORMAT, d ? "," : "", t->shape[d]);
+    g_string_append_printf (header, "],\"data_offsets\":[%" G_GSIZE_FORMAT ",%u]}", begin,
+                            data->len);
+  }
+  g_string_append (header, "}");
+  while (header->len % 8)
+    g_string_append_c (header, ' ');
+  f = fopen (path, "wb");
+  g_assert_nonnull (f);
+  len = GUINT64_TO_LE (header->len);
+  g_assert_cmpuint (fwrite (&len, 8, 1, f), ==, 1);
+  g_assert_cmpuint (fwrite (header->str, 1, header->len, f), ==, header->len);
+  g_assert_cmpuint (fwrite (data->data, 1, data->len, f), ==, data->len);
+  fclose (f);
+}
+
+/* The same weights stored as F32 (exact) and F16 (exact for all but the tiniest values) give
+ * transformers' logits: the F32 and F16 paths of every product. */
+static void
+test_weight_dtypes (void)
+{
+  fixture fx;
+  GError *err = NULL;
+  g_autofree char *tmp = g_dir_make_tmp ("dsocr-dtypes-XXXXXX", &err);
+  g_autofree char *src_path = NULL, *cfg_src = NULL, *cfg_dst = NULL, *st_dst = NULL;
+  g_autofree char *cfg_text = NULL;
+  g_autofree int32_t *ids = NULL;
+  g_autofree float *logits = NULL;
+  dsocr_safetensors *src;
+  gsize L, cfg_len;
+  int V;
+
+  g_assert_no_error (err);
+  fixture_open (&fx, "tiny-ocr-decoder");
+  V = dsocr_model_get_n_vocab (fx.model);
+  ids = golden_i32 (&fx, "input_ids", &L);
+  logits = g_new (float, L * V);
+  src_path = g_build_filename (fx.dir, "model.safetensors", NULL);
+  src = dsocr_safetensors_open (src_path, &err);
+  g_assert_no_error (err);
+  cfg_src = g_build_filename (fx.dir, "config.json", NULL);
+  cfg_dst = g_build_filename (tmp, "config.json", NULL);
+  st_dst = g_build_filename (tmp, "model.safetensors", NULL);
+  g_assert_true (g_file_get_contents (cfg_src, &cfg_text, &cfg_len, NULL));
+  g_assert_true (g_file_set_contents (cfg_dst, cfg_text, (gssize) cfg_len, NULL));
+
+  for (int pass = 0; pass < 2; pass++) {
+    const dsocr_dtype dtype = pass == 0 ? DSOCR_DTYPE_F32 : DSOCR_DTYPE_F16;
+    dsocr_model *m;
+    dsocr_session *s;
+
+    write_converted (src, st_dst, dtype);
+    m = dsocr_model_load (tmp, &err);
+    g_assert_no_error (err);
+    s = dsocr_session_new (m, NULL, &err);
+    g_assert_no_error (err);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                           DSOCR_LOGITS_ALL, logits, &err);
+    g_assert_no_error (err);
+    g_test_message ("%s weights: logits relative error %.3g", dsocr_dtype_name (dtype),
+                    dsocr_test_rel_error (logits, golden_f32 (&fx, "logits"), L * V));
+    dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL,
+                             dsocr_dtype_name (dtype));
+    dsocr_session_free (s);
+    dsocr_model_unref (m);
+  }
+  dsocr_safetensors_unref (src);
+  g_unlink (st_dst);
+  g_unlink (cfg_dst);
+  g_rmdir (tmp);
+  fixture_close (&fx);
+}
+
+/* The plain C expert kernel (used where AVX2 is missing) gives the same logits. */
+static void
+test_generic_kernel (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = NULL;
+  g_autofree float *logits = NULL;
+  dsocr_session *s;
+  int V;
+
+  fixture_open (&fx, data);
+  V = dsocr_model_get_n_vocab (fx.model);
+  ids = golden_i32 (&fx, "input_ids", &L);
+  logits = g_new (float, L * V);
+  dsocr_decoder_force_generic (TRUE);
+  s = session_new (&fx, 1, DSOCR_MLA_AUTO);
+  dsocr_decoder_force_generic (FALSE);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         DSOCR_LOGITS_ALL, logits, &err);
+  g_assert_no_error (err);
+  dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL, "generic kernel");
+  dsocr_session_free (s);
+  fixture_close (&fx);
+}
+
 /* Misuse is reported, not crashed on. */
 static void
 test_errors (void)
@@ -448,6 +626,20 @@ test_errors (void)
   g_assert_no_error (err);
   dsocr_session_free (s);
 
+  /* the cache is bounded by n_ctx */
+  s = dsocr_session_new (fx.model, &(dsocr_session_params) { .n_ctx = 3 }, &err);
+  g_assert_no_error (err);
+  g_assert_true (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 2,
+                                                            .ids = ok },
+                                        DSOCR_LOGITS_NONE, NULL, &err));
+  g_assert_false (dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 2,
+                                                             .ids = ok },
+                                         DSOCR_LOGITS_NONE, NULL, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  g_assert_cmpint (dsocr_session_get_n_past (s), ==, 2);
+  dsocr_session_free (s);
+
   g_assert_null (dsocr_model_load ("/nonexistent/model", &err));
   g_assert_nonnull (err);
   g_clear_error (&err);
@@ -479,6 +671,9 @@ main (int argc, char **argv)
     }
   }
   g_test_add_data_func ("/decoder/tiny-ocr-decoder/batch", "tiny-ocr-decoder", test_batch);
+  g_test_add_func ("/decoder/tiny-ocr-decoder/weight-dtypes", test_weight_dtypes);
+  g_test_add_data_func ("/decoder/tiny-v3-noaux/generic-kernel", "tiny-v3-noaux",
+                        test_generic_kernel);
   g_test_add_func ("/decoder/errors", test_errors);
   return g_test_run ();
 }

@@ -399,7 +399,7 @@ def mini_variants():
                    "ignore_merges": True,
                    "post_processor": {"type": "Sequence",
                                       "processors": [byte_level_step(), template]}},
-        "nfkc-bert": {"normalizer": {"type": "NFKC"},
+        "nfd-bert": {"normalizer": {"type": "NFD"},
                       "post_processor": {"type": "BertProcessing",
                                          "sep": ["<｜end▁of▁sentence｜>", 1],
                                          "cls": ["<｜begin▁of▁sentence｜>", 0]},

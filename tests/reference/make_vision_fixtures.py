@@ -47,13 +47,15 @@ golden-vision.safetensors (F32 unless noted; C = 48 SAM/CLIP width, E = 64, n = 
   {mode}.proj         [1, n*n, E]  projector(cat(clip[:, 1:], sam tokens))
   {mode}.packed       [n(n+1)+1, E] _pixel_values_to_embedding without tiles
       modes: tiny (S 512), small (640), base (1024), large (1280)
-  gundam.tiles.sam / .clip / .proj   [6, ...] the six 640 tiles (seeds 10..15, row-major)
-  gundam.tiles.pixel_rows           [6, 3, 2, 640]
+  gundam.tiles.proj   [6, 100, E]  projector output of the six 640 tiles (seeds 10..15,
+                                   row-major over the grid)
+  gundam.tiles.pixel_rows          [6, 3, 2, 640]
   gundam.packed       [903, E]     tiles (3 rows x 2 columns) + global (base) + separator
   gundam.grid         I64 [2]      images_spatial_crop = [cols 2, rows 3]
   gundam.n_tokens     I64 [1]      903 = 16*17+1 + (10*3)*(10*2+1)
   interp.sam_pos.{40,32,80}        [1, s, s, 32] sam_vary_sdpa.get_abs_pos(pos_embed, s)
-  interp.sam_rel.{40,32,80}        [2s-1, 16] block 1's rel_pos_h as get_rel_pos resamples it
+  interp.sam_rel_h.{40,32,80}      [2s-1, 16] block 1's rel_pos_h as get_rel_pos resamples it
+  interp.sam_rel_w.{40,32,80}      [2s-1, 16] block 3's rel_pos_w likewise
   interp.clip_pos.{10,8,20}        [1, s*s+1, C] clip_sdpa.get_abs_pos(position table, s*s+1)
 """
 
@@ -331,9 +333,9 @@ def goldens(ref, sam, clip, proj, newline, sep):
             g[f"{mode}.packed"] = packed
 
         tiles = torch.stack([pixels(sd, 640) for sd in TILE_SEEDS])
-        ts, tc, tp = run_view(sam, clip, proj, tiles)
+        _, _, tp = run_view(sam, clip, proj, tiles)
         g["gundam.tiles.pixel_rows"] = torch.stack([pixel_rows(t) for t in tiles])
-        g["gundam.tiles.sam"], g["gundam.tiles.clip"], g["gundam.tiles.proj"] = ts, tc, tp
+        g["gundam.tiles.proj"] = tp
         glob = pixels(MODES["base"][1], 1024)
         cols, rows = GRID
         packed = pk._pixel_values_to_embedding(
@@ -347,12 +349,14 @@ def goldens(ref, sam, clip, proj, newline, sep):
         g["gundam.n_tokens"] = torch.tensor([n_tokens], dtype=torch.int64)
 
         pos = sam.pos_embed.detach()
-        rel = sam.blocks[1].attn.rel_pos_h.detach()
-        assert rel.shape[0] == 127
+        rel_h = sam.blocks[1].attn.rel_pos_h.detach()
+        rel_w = sam.blocks[3].attn.rel_pos_w.detach()
+        assert rel_h.shape[0] == 127 and rel_w.shape[0] == 127
         table = clip.embeddings.position_embedding(clip.embeddings.position_ids)
         for s_ in (40, 32, 80):
             g[f"interp.sam_pos.{s_}"] = ref.sam.get_abs_pos(pos, s_)
-            g[f"interp.sam_rel.{s_}"] = rel_table(ref, rel, s_)
+            g[f"interp.sam_rel_h.{s_}"] = rel_table(ref, rel_h, s_)
+            g[f"interp.sam_rel_w.{s_}"] = rel_table(ref, rel_w, s_)
         for s_ in (10, 8, 20):
             g[f"interp.clip_pos.{s_}"] = ref.clip.get_abs_pos(table, s_ * s_ + 1)
     return {k: v.detach().contiguous() for k, v in g.items()}

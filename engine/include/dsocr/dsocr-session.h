@@ -51,14 +51,14 @@ typedef enum {
 } dsocr_mla_form;
 
 typedef struct {
-  int n_seq_max;            /* most rows a batch may have; default 1 */
+  int n_seq_max;            /* most rows a batch may have; 0: 1 (the default) */
   int n_ctx;                /* most columns a row may cache (prompt + generated); 0: the
                              * config's max_position_embeddings */
   int n_threads;            /* threads for matrix products and attention; 0: all processors */
   dsocr_mla_form mla_form;  /* default AUTO */
 } dsocr_session_params;
 
-/* Fills @params with the defaults above. */
+/* Fills @params with the defaults above (a zeroed struct means the same). */
 void dsocr_session_params_init (dsocr_session_params *params);
 
 /* One forward call's input: n_seq rows of n_tokens new columns each.

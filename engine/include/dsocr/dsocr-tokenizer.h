@@ -11,7 +11,7 @@
  *   if (!tok || !dsocr_tokenizer_encode (tok, "<image>\nFree OCR.", -1,
  *                                        DSOCR_TOKENIZE_ADD_SPECIAL, ids, &error))
  *     g_printerr ("%s\n", error->message);
- *   char *text = dsocr_tokenizer_decode (tok, (int32_t *) ids->data, ids->len, FALSE);
+ *   char *text = dsocr_tokenizer_decode (tok, (int32_t *) ids->data, ids->len, FALSE, NULL);
  *
  *   // streaming: each piece is whole UTF-8; the pieces add up to the full decode
  *   dsocr_decode_stream *st = dsocr_decode_stream_new (tok, TRUE);
@@ -69,9 +69,10 @@ gboolean dsocr_tokenizer_encode (const dsocr_tokenizer *tok, const char *text, g
 
 /* Decodes @n_ids ids to UTF-8 text, as `tokenizers`' decode(): unknown ids are dropped, special
  * tokens too when @skip_special, and byte sequences that are not valid UTF-8 become U+FFFD.
- * Returns (transfer full): g_free() it. */
+ * The text is NUL-terminated but may hold NUL bytes (the token of byte 0): @len (may be NULL)
+ * receives its length. Returns (transfer full): g_free() it. */
 char *dsocr_tokenizer_decode (const dsocr_tokenizer *tok, const int32_t *ids, gsize n_ids,
-                              gboolean skip_special);
+                              gboolean skip_special, gsize *len);
 
 /* The id of @token (an added token's content or a vocabulary entry as written in
  * tokenizer.json), or -1. */

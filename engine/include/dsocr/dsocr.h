@@ -17,5 +17,8 @@
 #include <dsocr/dsocr-config.h>
 #include <dsocr/dsocr-image.h>
 #include <dsocr/dsocr-preprocess.h>
+#include <dsocr/dsocr-result.h>
+#include <dsocr/dsocr-vision.h>
+#include <dsocr/dsocr-tokenizer.h>
 
 #endif /* DSOCR_H */

@@ -1,0 +1,113 @@
+/* bench-matmul.c: GFLOP/s of dsk_matmul_f32_cpu at the decoder's shapes.
+ *
+ *   bench-matmul [--quick] [--generic] [--path direct|blas]
+ *
+ * Decode (n = 1: lm_head [129280, 1280], one expert [896, 1280]), a MoE expert over a few
+ * routed tokens, and prefill (n = 512). Weights are BF16 as in the checkpoint unless the
+ * shape says otherwise. Prints numbers only; memory bandwidth is reported for the n = 1 rows
+ * since decode is bound by reading W. */
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dsk.h"
+#include "dsk-cpu.h"
+
+typedef struct {
+  const char *name;
+  size_t n, in, out;
+  dsk_dtype wt;
+} shape;
+
+static const shape shapes[] = {
+  { "lm_head decode",       1, 1280, 129280, DSK_BF16 },
+  { "expert decode",        1, 1280,    896, DSK_BF16 },
+  { "expert down decode",   1,  896,   1280, DSK_BF16 },
+  { "q_proj decode",        1, 1280,   1280, DSK_BF16 },
+  { "expert 8 tokens",      8, 1280,    896, DSK_BF16 },
+  { "expert 48 tokens",    48, 1280,    896, DSK_BF16 },
+  { "q_proj prefill",     512, 1280,   1280, DSK_BF16 },
+  { "dense up prefill",   512, 1280,   6848, DSK_BF16 },
+  { "dense down prefill", 512, 6848,   1280, DSK_BF16 },
+  { "expert prefill",     512, 1280,    896, DSK_BF16 },
+  { "q_proj prefill f32", 512, 1280,   1280, DSK_F32 },
+  { "q_proj decode f16",    1, 1280,   1280, DSK_F16 },
+};
+
+int
+main (int argc, char **argv)
+{
+  gboolean quick = FALSE, generic = FALSE;
+  const char *path = NULL;
+  GOptionEntry entries[] = {
+    { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "fewer repetitions", NULL },
+    { "generic", 0, 0, G_OPTION_ARG_NONE, &generic, "plain C kernels only (no AVX2)", NULL },
+    { "path", 0, 0, G_OPTION_ARG_STRING, &path, "force the n > 8 path: direct or blas", "PATH" },
+    { NULL }
+  };
+  GOptionContext *ctx = g_option_context_new ("- matmul throughput");
+  GError *error = NULL;
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
+    fprintf (stderr, "%s\n", error->message);
+    return 2;
+  }
+  g_option_context_free (ctx);
+  dsk_cpu_force_generic (generic);
+  if (path)
+    dsk_matmul_force_path (g_str_equal (path, "blas") ? 2 : 1);
+
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads ();
+#endif
+  printf ("# matmul, %d OpenMP thread(s), AVX2 %s, %s\n", threads,
+          dsk_cpu_has_avx2 () ? "on" : "off", path ? path : "automatic path");
+  printf ("%-20s %6s %6s %7s %5s %10s %9s %8s\n", "shape", "n", "in", "out", "W", "ms/call",
+          "GFLOP/s", "W GB/s");
+
+  GRand *rng = g_rand_new_with_seed (1);
+  for (size_t si = 0; si < G_N_ELEMENTS (shapes); si++) {
+    const shape *s = &shapes[si];
+    size_t wbytes = s->in * s->out * dsk_dtype_size (s->wt);
+    void *w = g_malloc (wbytes);
+    float *x = g_new (float, s->n * s->in), *y = g_new (float, s->n * s->out);
+    for (size_t i = 0; i < s->n * s->in; i++)
+      x[i] = (float) g_rand_double_range (rng, -1.0, 1.0);
+    for (size_t i = 0; i < s->in * s->out; i++) {
+      float v = (float) g_rand_double_range (rng, -0.05, 0.05);
+      if (s->wt == DSK_F32)
+        ((float *) w)[i] = v;
+      else if (s->wt == DSK_BF16)
+        ((uint16_t *) w)[i] = dsk_f32_to_bf16 (v);
+      else
+        ((uint16_t *) w)[i] = (uint16_t) (0x2000 | (g_rand_int (rng) & 0x83ff));  /* small f16 */
+    }
+
+    /* one warm-up call, then repeat for about 0.3 s (0.1 s with --quick), at least 3 calls */
+    double target = quick ? 0.1 : 0.3;
+    dsk_matmul_f32_cpu (y, x, w, s->wt, NULL, DSK_F32, s->n, s->in, s->out, NULL);
+    int reps = 0;
+    gint64 t0 = g_get_monotonic_time (), t1;
+    do {
+      dsk_matmul_f32_cpu (y, x, w, s->wt, NULL, DSK_F32, s->n, s->in, s->out, NULL);
+      reps++;
+      t1 = g_get_monotonic_time ();
+    } while (reps < 3 || (double) (t1 - t0) * 1e-6 < target);
+    double sec = (double) (t1 - t0) * 1e-6 / reps;
+    double flops = 2.0 * (double) s->n * (double) s->in * (double) s->out;
+    printf ("%-20s %6zu %6zu %7zu %5s %10.3f %9.2f %8.2f\n", s->name, s->n, s->in, s->out,
+            s->wt == DSK_BF16 ? "bf16" : s->wt == DSK_F16 ? "f16" : "f32", sec * 1e3,
+            flops / sec * 1e-9, (double) wbytes / sec * 1e-9);
+    fflush (stdout);
+    g_free (w);
+    g_free (x);
+    g_free (y);
+  }
+  g_rand_free (rng);
+  dsk_matmul_scratch_release_cpu ();
+  return 0;
+}

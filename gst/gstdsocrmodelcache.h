@@ -1,0 +1,101 @@
+/* gstdsocrmodelcache.h: one loaded model per model directory, shared by every dsocr element
+ * whose model-location names that directory.
+ *
+ *   GError *err = NULL;
+ *   GstDsocrModel *m = gst_dsocr_model_cache_acquire ("/models/DeepSeek-OCR",
+ *       GST_DSOCR_MODEL_PART_VISION, NULL, &err);          // in start()
+ *   dsocr_vision *vis = gst_dsocr_model_get_vision (m);    // borrowed while m is held
+ *   ...
+ *   gst_dsocr_model_unref (m);                              // in stop()
+ *
+ * A GstDsocrModel holds the checkpoint mapped once and, loaded on first request, the parts
+ * of it that elements ask for: the decoder (dsocr_model: causal LM or sequence classifier),
+ * the vision tower (dsocr_vision) and the tokenizer. Directories are told apart by their
+ * real path (symbolic links resolved), so two spellings of one directory share a model. The
+ * last reference frees everything and removes the directory from the cache, so a pipeline
+ * that goes to NULL releases its memory.
+ *
+ * Thread-safe: acquiring, getting parts and unreffing may happen on any thread; loading a
+ * part blocks other acquirers of the same directory until it is done (it is loaded once).
+ */
+#ifndef __GST_DSOCR_MODEL_CACHE_H__
+#define __GST_DSOCR_MODEL_CACHE_H__
+
+#include <gst/gst.h>
+
+#include <dsocr/dsocr-config.h>
+#include <dsocr/dsocr-model.h>
+#include <dsocr/dsocr-tokenizer.h>
+#include <dsocr/dsocr-vision.h>
+
+G_BEGIN_DECLS
+
+typedef struct _GstDsocrModel GstDsocrModel;
+
+typedef enum
+{
+  GST_DSOCR_MODEL_PART_DECODER = 1 << 0,        /* dsocr_model */
+  GST_DSOCR_MODEL_PART_VISION = 1 << 1, /* dsocr_vision (DeepSeek-OCR checkpoints only) */
+  GST_DSOCR_MODEL_PART_TOKENIZER = 1 << 2,      /* tokenizer.json in the directory */
+} GstDsocrModelParts;
+
+/* Returns (transfer full) the model of directory @location with at least @parts loaded, or
+ * NULL with @error set (DSOCR_ERROR domain: FILE for a missing directory or file, FORMAT /
+ * SHAPE / CONFIG for a damaged model, UNSUPPORTED for a model without the part, e.g. vision
+ * from a text-only checkpoint). @shared (out, nullable): TRUE when the directory was already
+ * loaded by someone else. */
+G_GNUC_INTERNAL GstDsocrModel *gst_dsocr_model_cache_acquire (const gchar * location,
+    GstDsocrModelParts parts, gboolean * shared, GError ** error);
+
+/* Returns @model with one more reference (transfer full). */
+G_GNUC_INTERNAL GstDsocrModel *gst_dsocr_model_ref (GstDsocrModel * model);
+/* Drops a reference; the last one frees the model. NULL is a no-op. */
+G_GNUC_INTERNAL void gst_dsocr_model_unref (GstDsocrModel * model);
+
+/* The directory as given first and as resolved (transfer none). */
+G_GNUC_INTERNAL const gchar *gst_dsocr_model_get_path (const GstDsocrModel * model);
+
+/* Parts (transfer none, valid while @model is held); NULL when not requested at acquire. */
+G_GNUC_INTERNAL const dsocr_config *gst_dsocr_model_get_config (GstDsocrModel * model);
+G_GNUC_INTERNAL dsocr_model *gst_dsocr_model_get_decoder (GstDsocrModel * model);
+G_GNUC_INTERNAL dsocr_vision *gst_dsocr_model_get_vision (GstDsocrModel * model);
+G_GNUC_INTERNAL dsocr_tokenizer *gst_dsocr_model_get_tokenizer (GstDsocrModel * model);
+
+/* Directories loaded right now (for tests and debugging). */
+G_GNUC_INTERNAL guint gst_dsocr_model_cache_n_loaded (void);
+
+/**
+ * GstDsocrDevice:
+ * @GST_DSOCR_DEVICE_CPU: the CPU
+ * @GST_DSOCR_DEVICE_CUDA: an NVIDIA GPU
+ *
+ * Where a model runs.
+ */
+typedef enum
+{
+  GST_DSOCR_DEVICE_CPU,
+  GST_DSOCR_DEVICE_CUDA,
+} GstDsocrDevice;
+
+#define GST_TYPE_DSOCR_DEVICE (gst_dsocr_device_get_type ())
+G_GNUC_INTERNAL GType gst_dsocr_device_get_type (void);
+
+/* Posts the GST_ELEMENT_ERROR that an element gives when it cannot get its model: @location
+ * NULL or empty (no model-location), or @error from gst_dsocr_model_cache_acquire(). */
+G_GNUC_INTERNAL void gst_dsocr_model_post_error (GstElement * element,
+    const gchar * location, const GError * error);
+
+/* Checks @device for an element's start(): FALSE after posting an error for a device this
+ * build cannot use. */
+G_GNUC_INTERNAL gboolean gst_dsocr_model_check_device (GstElement * element,
+    GstDsocrDevice device);
+
+/* Posts the element message "dsocr-model" (location, parts, shared, load-time) telling the
+ * application which model an element uses and whether it was loaded or shared. */
+G_GNUC_INTERNAL void gst_dsocr_model_post_loaded (GstElement * element,
+    GstDsocrModel * model, GstDsocrModelParts parts, gboolean shared,
+    GstClockTime load_time);
+
+G_END_DECLS
+
+#endif /* __GST_DSOCR_MODEL_CACHE_H__ */
