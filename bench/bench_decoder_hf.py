@@ -238,7 +238,9 @@ def time_model(args):
         "model": str(args.model), "threads": args.threads, "prompt_len": args.prompt_len,
         "new_tokens": args.new_tokens, "reps": args.reps, "load_s": round(load_s, 3),
         "prefill_s": round(p, 4), "prefill_tok_s": round(args.prompt_len / p, 2),
+        "prefill_best_tok_s": round(args.prompt_len / min(prefill), 2),
         "decode_s": round(d, 4), "decode_tok_s": round(args.new_tokens / d, 2),
+        "decode_best_tok_s": round(args.new_tokens / min(decode), 2),
         "max_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
     }))
 

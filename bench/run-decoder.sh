@@ -5,21 +5,21 @@
 #
 # Two models: tests/fixtures/tiny-ocr-decoder (hidden 64, 3 layers) and a random-weight
 # checkpoint with the real DeepSeek-OCR decoder config, written to $DSOCR_BENCH_DIR
-# (default /tmp/dsocr-bench/ocr-decoder-full, 6.7 GB, made once and never committed).
-# Prints one JSON line per run; bench/results/decoder-cpu.md records a run.
-# Knobs: THREADS (2), FULL_PROMPT (256), FULL_NEW (32), TINY_PROMPT (128), TINY_NEW (128),
-# REPS (3), HF_F32 (1: also time transformers with the weights upcast to f32).
+# (default /tmp/dsocr-bench/ocr-decoder-full, 5.9 GB of bf16, made once and never committed).
+# Prints one JSON line per run (medians and best runs); bench/results/decoder-cpu.md records
+# a run. Knobs: THREADS (2), FULL_PROMPT (256), FULL_NEW (32), TINY_PROMPT (128),
+# TINY_NEW (128), REPS (5), HF_F32 (1: also time transformers with the weights upcast to f32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=${1:-build-dec-bench}
 threads=${THREADS:-2}
-reps=${REPS:-3}
+reps=${REPS:-5}
 full_dir=${DSOCR_BENCH_DIR:-/tmp/dsocr-bench/ocr-decoder-full}
 tiny_dir=tests/fixtures/tiny-ocr-decoder
 
 if [ ! -d "$build" ]; then
-  meson setup "$build" -Dcuda=disabled -Dbuildtype=release -Dtests=false >/dev/null
+  meson setup "$build" -Dcuda=disabled -Dbuildtype=release -Dtests=false -Dgst=disabled >/dev/null
 fi
 meson compile -C "$build" bench/bench-decoder >/dev/null
 bench="$build/bench/bench-decoder"
@@ -29,7 +29,7 @@ if [ ! -f "$full_dir/model.safetensors" ]; then
 fi
 
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "# threads: $threads, reps: $reps (medians)"
+echo "# threads: $threads, reps: $reps; load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 run() {  # run <model dir> <prompt> <new>
   "$bench" --model "$1" --prompt-len "$2" --new-tokens "$3" --threads "$threads" \
     --reps "$reps" --json

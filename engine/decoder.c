@@ -26,6 +26,9 @@ typedef struct expert_job {
   int n;                 /* its tokens */
   const int32_t *rows;   /* [n] token rows of xn; NULL: rows 0..n-1 */
   size_t slot0;          /* its first row in the hidden/output buffers */
+  int npad;              /* packed jobs: n rounded up to 16; 0: the job uses the tiles */
+  float *xp;             /* packed jobs: [n_embd][npad] its tokens' inputs */
+  float *hp;             /* packed jobs: [inter][npad] its hidden activations */
 } expert_job;
 
 #define TILE 4        /* tokens and weight rows per kernel tile */
@@ -35,9 +38,24 @@ typedef struct {
   const void *w[TILE];   /* weight rows */
 } tile_args;
 
-typedef void (*tile_fn) (const tile_args *a, int nt, dsk_dtype dt, size_t in,
-                         float out[TILE][TILE]);
-static tile_fn pick_tile (void);
+/* out[t][r] = x_t · w_r for nt (1 or TILE) token rows and TILE weight rows of @in values. */
+typedef void (*tile_fn) (const tile_args *a, int nt, size_t in, float out[TILE][TILE]);
+/* dst[n] = src[n] widened to f32. */
+typedef void (*widen_fn) (float *dst, const void *src, size_t n);
+
+/* out[r][0 .. 16 nv) = w_r · x_t for 8 f32 weight rows (@in apart) and 16 nv tokens of a
+ * packed x ([in][ldx]: token t of value k at k * ldx + t). */
+typedef void (*packed_fn) (const float *w, size_t in, const float *xp, size_t ldx, int nv,
+                           float out[8][32]);
+
+/* The expert kernel of one instruction set: a tile per weight dtype, the widening and, where
+ * the instruction set has registers enough, the packed kernel for many tokens. */
+typedef struct {
+  tile_fn tile[DSK_N_DTYPES];   /* F32, F16 and BF16 entries set */
+  widen_fn widen[DSK_N_DTYPES];
+  packed_fn packed;             /* NULL: every product uses the tiles */
+} tile_impl;
+static const tile_impl *pick_tile (void);
 
 /* A growable float buffer. */
 typedef struct {
@@ -67,6 +85,8 @@ struct dsocr_decoder_state {
   buffer up;       // [T, inter]
   buffer routed;   // [T, n_embd] f32 sum of weighted expert outputs
   buffer logits_r; // [T, n_experts] router logits, then scores
+  buffer xpack;    // packed inputs of the packed jobs / of a projection ([in][npad] each)
+  buffer hpack;    // packed hidden activations of the packed jobs
   int32_t *topk_idx;   // [T, top_k]
   float *topk_w;       // [T, top_k]
   int32_t *exp_rows;   // [T * top_k] token ids grouped by expert
@@ -78,7 +98,7 @@ struct dsocr_decoder_state {
   gsize items_cap;
   const float **xr;    // [xr_cap] input row of every expert-buffer slot (gate/up, then down)
   gsize xr_cap;
-  tile_fn tile;        // the expert kernel for this CPU
+  const tile_impl *tile;   // the expert kernel for this CPU
   float *bias_f32;     // [n_experts] e_score_correction_bias widened
   float *choice;       // [n_experts] scores a token's experts are chosen by
   float *group_score;  // [n_group]
@@ -119,6 +139,21 @@ linear (float *y, const float *x, const dsocr_linear *lin, size_t n)
                       (size_t) lin->n_out, NULL);
 }
 
+static gboolean linear_tiles (dsocr_decoder_state *s, float *y, const float *x,
+                              const dsocr_linear *lin, size_t n, GError **error);
+static int use_tiles = -1;
+
+/* y = x W^T (+ b) for the layers' projections. */
+static void
+project (dsocr_decoder_state *s, float *y, const float *x, const dsocr_linear *lin, size_t n)
+{
+  if (use_tiles < 0)
+    use_tiles = g_getenv ("DSOCR_TILES_LINEAR") != NULL;
+  if (use_tiles && linear_tiles (s, y, x, lin, n, NULL))
+    return;
+  linear (y, x, lin, n);
+}
+
 static void
 rmsnorm (float *y, const float *x, const dsocr_tensor *w, size_t n, size_t dim, size_t ld,
          double eps)
@@ -154,7 +189,8 @@ dsocr_decoder_state_free (dsocr_decoder_state *s)
     return;
   {
     buffer *bufs[] = { &s->xn, &s->q, &s->k, &s->v, &s->qa, &s->kvb, &s->kfull, &s->att,
-                       &s->att2, &s->proj, &s->gate, &s->up, &s->routed, &s->logits_r };
+                       &s->att2, &s->proj, &s->gate, &s->up, &s->routed, &s->logits_r,
+                       &s->xpack, &s->hpack };
     for (gsize i = 0; i < G_N_ELEMENTS (bufs); i++)
       g_free (bufs[i]->data);
   }
@@ -224,9 +260,9 @@ attention_mha (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
   const size_t kw = nkv * hd;
   float *q = s->q.data, *k = s->k.data, *v = s->v.data, *att = s->att.data;  // [T, nh*hd] etc.
 
-  linear (q, s->xn.data, &ly->q, T);
-  linear (k, s->xn.data, &ly->k, T);
-  linear (v, s->xn.data, &ly->v, T);
+  project (s, q, s->xn.data, &ly->q, T);
+  project (s, k, s->xn.data, &ly->k, T);
+  project (s, v, s->xn.data, &ly->v, T);
   dsk_rope_f32_cpu (q, T, nh, nh * hd, hd, 0, hd, positions, s->cos_tab, s->sin_tab, s->n_pos,
                     DSK_ROPE_HALF);
   dsk_rope_f32_cpu (k, T, nkv, kw, hd, 0, hd, positions, s->cos_tab, s->sin_tab, s->n_pos,
@@ -252,7 +288,7 @@ attention_mha (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
     memcpy (vc + (size_t) cache->n_past * kw, v + row0 * kw, sizeof (float) * n_tokens * kw);
     dsk_attention_f32_cpu (att + row0 * nh * hd, q + row0 * nh * hd, kc, vc, &p);
   }
-  linear (out, att, &ly->o, T);
+  project (s, out, att, &ly->o, T);
 }
 
 /* out[n, out_dim] = x[n, in_dim] · W where W is [in_dim, out_dim] with rows @ld_w elements apart
@@ -307,14 +343,14 @@ attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
   if (t->q_lora_rank > 0) {
     if (!ensure (&s->qa, T * t->q_lora_rank, error))
       return FALSE;
-    linear (s->qa.data, s->xn.data, &ly->q_a, T);
+    project (s, s->qa.data, s->xn.data, &ly->q_a, T);
     rmsnorm (s->qa.data, s->qa.data, ly->q_a_norm, T, t->q_lora_rank, t->q_lora_rank,
              t->rms_norm_eps);
-    linear (q, s->qa.data, &ly->q_b, T);
+    project (s, q, s->qa.data, &ly->q_b, T);
   } else {
-    linear (q, s->xn.data, &ly->q, T);
+    project (s, q, s->xn.data, &ly->q, T);
   }
-  linear (c, s->xn.data, &ly->kv_a, T);
+  project (s, c, s->xn.data, &ly->kv_a, T);
   rmsnorm (c, c, ly->kv_a_norm, T, kvr, cw, t->rms_norm_eps);
   dsk_rope_f32_cpu (q, T, nh, nh * qk, qk, nope, rope, positions, s->cos_tab, s->sin_tab,
                     s->n_pos, mode);
@@ -372,7 +408,7 @@ attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
       dsk_attention_f32_cpu (s->att.data + row0 * nh * vd, q + row0 * nh * qk, kf, kvb + nope,
                              &p);
     }
-    linear (out, s->att.data, &ly->o, T);
+    project (s, out, s->att.data, &ly->o, T);
     return TRUE;
   }
 
@@ -418,7 +454,7 @@ attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
                           wb + (h * (nope + vd) + nope) * kvr * esize, dt (wkvb), NULL, DSK_F32,
                           T, kvr, vd, &mo);
     }
-    linear (out, s->att2.data, &ly->o, T);
+    project (s, out, s->att2.data, &ly->o, T);
   }
   return TRUE;
 }
@@ -430,10 +466,10 @@ swiglu_mlp (dsocr_decoder_state *s, const dsocr_linear *gate, const dsocr_linear
             const dsocr_linear *down, size_t T, float *out)
 {
   const size_t inter = (size_t) gate->n_out;
-  linear (s->gate.data, s->xn.data, gate, T);
-  linear (s->up.data, s->xn.data, up, T);
+  project (s, s->gate.data, s->xn.data, gate, T);
+  project (s, s->up.data, s->xn.data, up, T);
   dsk_swiglu_f32_cpu (s->gate.data, s->gate.data, s->up.data, T * inter);
-  linear (out, s->gate.data, down, T);
+  project (s, out, s->gate.data, down, T);
 }
 
 /* Picks the top_k largest of @scores[n] into @idx (the lowest id first among equal values:
@@ -528,19 +564,20 @@ route_token (dsocr_decoder_state *s, const float *bias_f32, float *logits, int32
 /* ---- expert kernel ----
  *
  * The MoE block runs as one parallel region: every (expert, block of weight rows) is a work
- * item taken dynamically by whichever thread is free, so a layer costs three barriers instead
+ * item taken dynamically by whichever thread is free, so a layer costs two barriers instead
  * of a fork/join per matrix product, and a thread slowed by another process on the machine
- * does not hold the others up. An item multiplies the expert's tokens by its rows of W, which
- * are read from memory once and reused from cache by every token (dsk's matmul has no entry
- * point that computes a row block of several experts in one region).
+ * does not hold the others up. An item multiplies all of the expert's tokens by its rows of
+ * W, which are read from memory once: with several tokens the rows are first widened to f32
+ * in the thread's scratch (and reused from cache by every token), with one token (decode) they
+ * are widened in registers as they stream by. dsk's matmul has no entry point for a row block
+ * of many experts in one parallel region, hence this kernel.
  *
- * tile_4x4: out[t][r] = x_t · w_r for 4 token rows and 4 weight rows, f32 accumulation,
- * W in BF16, F16 or F32 widened in registers. Compiled for AVX-512 and AVX2 (chosen at run
- * time) and as plain C. */
+ * A tile computes out[t][r] = x_t · w_r for 4 token rows and 4 weight rows with f32
+ * accumulation, compiled for AVX-512 and AVX2 (chosen at run time) and as plain C. */
 
 #define ROW_BLOCK 16  /* weight rows per work item */
 
-static float
+static inline float
 weight_at (const void *w, dsk_dtype dt, size_t i)
 {
   if (dt == DSK_BF16)
@@ -550,8 +587,8 @@ weight_at (const void *w, dsk_dtype dt, size_t i)
   return ((const float *) w)[i];
 }
 
-static void
-tile_generic (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])
+static inline void
+tile_generic_body (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])
 {
   for (int t = 0; t < nt; t++)
     for (int r = 0; r < TILE; r++) {
@@ -562,63 +599,88 @@ tile_generic (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TIL
     }
 }
 
+static void
+widen_generic_bf16 (float *dst, const void *src, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    dst[i] = dsk_bf16_to_f32 (((const uint16_t *) src)[i]);
+}
+
+static void
+widen_generic_f16 (float *dst, const void *src, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    dst[i] = dsk_f16_to_f32 (((const uint16_t *) src)[i]);
+}
+
+#define TILE_WRAPPERS(NAME, ATTR, BODY)                                                       \
+  static ATTR void NAME##_f32 (const tile_args *a, int nt, size_t in, float out[TILE][TILE])  \
+  {                                                                                           \
+    BODY (a, nt, DSK_F32, in, out);                                                           \
+  }                                                                                           \
+  static ATTR void NAME##_bf16 (const tile_args *a, int nt, size_t in, float out[TILE][TILE]) \
+  {                                                                                           \
+    BODY (a, nt, DSK_BF16, in, out);                                                          \
+  }                                                                                           \
+  static ATTR void NAME##_f16 (const tile_args *a, int nt, size_t in, float out[TILE][TILE])  \
+  {                                                                                           \
+    BODY (a, nt, DSK_F16, in, out);                                                           \
+  }
+
+TILE_WRAPPERS (tile_generic, , tile_generic_body)
+
+static const tile_impl impl_generic = {
+  .tile = { [DSK_F32] = tile_generic_f32, [DSK_BF16] = tile_generic_bf16,
+            [DSK_F16] = tile_generic_f16 },
+  .widen = { [DSK_BF16] = widen_generic_bf16, [DSK_F16] = widen_generic_f16 },
+};
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_X86_TILES 1
 #include <immintrin.h>
 
 typedef float vf16 __attribute__ ((vector_size (64)));
-typedef uint16_t vh16 __attribute__ ((vector_size (32)));
-typedef uint32_t vu16 __attribute__ ((vector_size (64)));
 typedef float vf8 __attribute__ ((vector_size (32)));
-typedef uint16_t vh8 __attribute__ ((vector_size (16)));
-typedef uint32_t vu8 __attribute__ ((vector_size (32)));
 
 static inline __attribute__ ((always_inline, target ("avx512f,fma"))) vf16
-f16_avx512 (vh16 h)
+load_avx512 (const void *w, dsk_dtype dt, size_t k)
 {
-  __m256i hi;
   __m512 f;
   vf16 v;
-  memcpy (&hi, &h, sizeof hi);
-  f = _mm512_cvtph_ps (hi);
+  if (dt == DSK_F32)
+    f = _mm512_loadu_ps ((const float *) w + k);
+  else if (dt == DSK_F16)
+    f = _mm512_cvtph_ps (_mm256_loadu_si256 ((const __m256i *) ((const uint16_t *) w + k)));
+  else
+    f = _mm512_castsi512_ps (_mm512_slli_epi32 (
+        _mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) ((const uint16_t *) w + k))),
+        16));
   memcpy (&v, &f, sizeof v);
   return v;
 }
 
 static inline __attribute__ ((always_inline, target ("avx2,fma,f16c"))) vf8
-f16_avx2 (vh8 h)
+load_avx2 (const void *w, dsk_dtype dt, size_t k)
 {
-  __m128i hi;
   __m256 f;
   vf8 v;
-  memcpy (&hi, &h, sizeof hi);
-  f = _mm256_cvtph_ps (hi);
+  if (dt == DSK_F32)
+    f = _mm256_loadu_ps ((const float *) w + k);
+  else if (dt == DSK_F16)
+    f = _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) ((const uint16_t *) w + k)));
+  else
+    f = _mm256_castsi256_ps (_mm256_slli_epi32 (
+        _mm256_cvtepu16_epi32 (_mm_loadu_si128 ((const __m128i *) ((const uint16_t *) w + k))),
+        16));
   memcpy (&v, &f, sizeof v);
   return v;
 }
 
-/* One ISA's tile: VW floats per vector (VF/VH/VU the float, half and word vectors, F16 the
- * half-to-float conversion). Row tails shorter than a vector are summed in plain C. */
-#define DEFINE_TILE(NAME, TARGET, VW, VF, VH, VU, F16)                                       \
-  static inline __attribute__ ((always_inline, target (TARGET))) VF                          \
-  NAME##_load_w (const void *w, dsk_dtype dt, size_t k)                                      \
-  {                                                                                          \
-    VF v;                                                                                    \
-    VH h;                                                                                    \
-    VU u;                                                                                    \
-    if (dt == DSK_F32) {                                                                     \
-      memcpy (&v, (const float *) w + k, sizeof v);                                          \
-      return v;                                                                              \
-    }                                                                                        \
-    memcpy (&h, (const uint16_t *) w + k, sizeof h);                                         \
-    if (dt == DSK_F16)                                                                       \
-      return F16 (h);                                                                        \
-    u = __builtin_convertvector (h, VU) << 16;                                               \
-    memcpy (&v, &u, sizeof v);                                                               \
-    return v;                                                                                \
-  }                                                                                          \
-  static __attribute__ ((target (TARGET))) void                                              \
-  NAME (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])         \
+/* One ISA's tile body and widening (VW floats per vector VF, LOAD reads VW weights as f32).
+ * Row tails shorter than a vector are summed in plain C. */
+#define DEFINE_TILE(NAME, TARGET, VW, VF, LOAD)                                              \
+  static inline __attribute__ ((always_inline, target (TARGET))) void                        \
+  NAME##_body (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])  \
   {                                                                                          \
     VF acc[TILE][TILE];                                                                      \
     size_t k = 0;                                                                            \
@@ -628,7 +690,7 @@ f16_avx2 (vh8 h)
         VF xv;                                                                               \
         memcpy (&xv, a->x[0] + k, sizeof xv);                                                \
         for (int r = 0; r < TILE; r++)                                                       \
-          acc[0][r] += xv * NAME##_load_w (a->w[r], dt, k);                                  \
+          acc[0][r] += xv * LOAD (a->w[r], dt, k);                                           \
       }                                                                                      \
     } else {                                                                                 \
       for (; k + VW <= in; k += VW) {                                                        \
@@ -636,7 +698,7 @@ f16_avx2 (vh8 h)
         for (int t = 0; t < TILE; t++)                                                       \
           memcpy (&xv[t], a->x[t] + k, sizeof xv[t]);                                        \
         for (int r = 0; r < TILE; r++)                                                       \
-          wv[r] = NAME##_load_w (a->w[r], dt, k);                                            \
+          wv[r] = LOAD (a->w[r], dt, k);                                                     \
         for (int t = 0; t < TILE; t++)                                                       \
           for (int r = 0; r < TILE; r++)                                                     \
             acc[t][r] += xv[t] * wv[r];                                                      \
@@ -651,10 +713,71 @@ f16_avx2 (vh8 h)
           sum += a->x[t][kk] * weight_at (a->w[r], dt, kk);                                  \
         out[t][r] = sum;                                                                     \
       }                                                                                      \
-  }
+  }                                                                                          \
+  TILE_WRAPPERS (NAME, __attribute__ ((target (TARGET))), NAME##_body)                       \
+  static __attribute__ ((target (TARGET))) void                                              \
+  NAME##_widen_bf16 (float *dst, const void *src, size_t n)                                  \
+  {                                                                                          \
+    size_t k = 0;                                                                            \
+    for (; k + VW <= n; k += VW) {                                                           \
+      VF v = LOAD (src, DSK_BF16, k);                                                        \
+      memcpy (dst + k, &v, sizeof v);                                                        \
+    }                                                                                        \
+    widen_generic_bf16 (dst + k, (const uint16_t *) src + k, n - k);                         \
+  }                                                                                          \
+  static __attribute__ ((target (TARGET))) void                                              \
+  NAME##_widen_f16 (float *dst, const void *src, size_t n)                                   \
+  {                                                                                          \
+    size_t k = 0;                                                                            \
+    for (; k + VW <= n; k += VW) {                                                           \
+      VF v = LOAD (src, DSK_F16, k);                                                         \
+      memcpy (dst + k, &v, sizeof v);                                                        \
+    }                                                                                        \
+    widen_generic_f16 (dst + k, (const uint16_t *) src + k, n - k);                          \
+  }                                                                                          \
+  static const tile_impl impl_##NAME = {                                                     \
+    .tile = { [DSK_F32] = NAME##_f32, [DSK_BF16] = NAME##_bf16, [DSK_F16] = NAME##_f16 },    \
+    .widen = { [DSK_BF16] = NAME##_widen_bf16, [DSK_F16] = NAME##_widen_f16 },               \
+  };
 
-DEFINE_TILE (tile_avx512, "avx512f,fma", 16, vf16, vh16, vu16, f16_avx512)
-DEFINE_TILE (tile_avx2, "avx2,fma,f16c", 8, vf8, vh8, vu8, f16_avx2)
+DEFINE_TILE (tile_avx512, "avx512f,fma", 16, vf16, load_avx512)
+DEFINE_TILE (tile_avx2, "avx2,fma,f16c", 8, vf8, load_avx2)
+
+/* 8 weight rows x 16 nv tokens: each weight is broadcast against a vector of 16 tokens, so the
+ * 16 nv accumulators hold finished outputs (no horizontal sums). */
+static inline __attribute__ ((always_inline, target ("avx512f,fma"))) void
+packed_avx512_body (const float *w, size_t in, const float *xp, size_t ldx, int nv,
+                    float out[8][32])
+{
+  __m512 acc[8][2];
+
+  for (int r = 0; r < 8; r++)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
+  for (size_t k = 0; k < in; k++) {
+    const __m512 x0 = _mm512_loadu_ps (xp + k * ldx);
+    const __m512 x1 = nv == 2 ? _mm512_loadu_ps (xp + k * ldx + 16) : x0;
+    for (int r = 0; r < 8; r++) {
+      const __m512 wv = _mm512_set1_ps (w[r * in + k]);
+      acc[r][0] = _mm512_fmadd_ps (wv, x0, acc[r][0]);
+      if (nv == 2)
+        acc[r][1] = _mm512_fmadd_ps (wv, x1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < 8; r++) {
+    _mm512_storeu_ps (out[r], acc[r][0]);
+    if (nv == 2)
+      _mm512_storeu_ps (out[r] + 16, acc[r][1]);
+  }
+}
+
+static __attribute__ ((target ("avx512f,fma"))) void
+packed_avx512 (const float *w, size_t in, const float *xp, size_t ldx, int nv, float out[8][32])
+{
+  if (nv == 2)
+    packed_avx512_body (w, in, xp, ldx, 2, out);
+  else
+    packed_avx512_body (w, in, xp, ldx, 1, out);
+}
 #endif
 
 static gboolean force_generic;
@@ -665,41 +788,56 @@ dsocr_decoder_force_generic (gboolean on)
   force_generic = on;
 }
 
-static tile_fn
+static const tile_impl *
 pick_tile (void)
 {
   if (force_generic)
-    return tile_generic;
+    return &impl_generic;
 #ifdef HAVE_X86_TILES
   __builtin_cpu_init ();
-  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("fma"))
-    return tile_avx512;
+  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("fma")) {
+    static tile_impl with_packed;
+    with_packed = impl_tile_avx512;
+    with_packed.packed = packed_avx512;
+    return &with_packed;
+  }
   if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma") &&
       __builtin_cpu_supports ("f16c"))
-    return tile_avx2;
+    return &impl_tile_avx2;
 #endif
-  return tile_generic;
+  return &impl_generic;
 }
 
-/* y[i][0 .. nr) = x_i · W[r0 .. r0 + nr)^T for the @n rows @x_rows[i]. */
+/* y[i][0 .. nr) = x_i · W[r0 .. r0 + nr)^T for the @n rows @x_rows[i]. With at least a tile of
+ * tokens, the weight rows are widened into @wbuf [ROW_BLOCK, in] first. */
 static void
-rows_product (tile_fn tile, const float *const *x_rows, int n, const dsocr_linear *lin, int r0,
-              int nr, float *y, size_t ldy)
+rows_product (const tile_impl *impl, const float *const *x_rows, int n, const dsocr_linear *lin,
+              int r0, int nr, float *y, size_t ldy, float *wbuf)
 {
-  const size_t in = (size_t) lin->n_in, es = dsocr_dtype_size (lin->w->dtype);
-  const char *w = lin->w->data;
+  const size_t in = (size_t) lin->n_in;
+  dsk_dtype dtype = (dsk_dtype) lin->w->dtype;
+  const char *w = (const char *) lin->w->data + (size_t) r0 * in * dsk_dtype_size (dtype);
+  size_t es = dsk_dtype_size (dtype);
   float out[TILE][TILE];
+  tile_fn tile;
 
+  if (n >= TILE && dtype != DSK_F32) {
+    impl->widen[dtype] (wbuf, w, (size_t) nr * in);
+    w = (const char *) wbuf;
+    dtype = DSK_F32;
+    es = sizeof (float);
+  }
+  tile = impl->tile[dtype];
   for (int rb = 0; rb < nr; rb += TILE) {
     tile_args a;
     int wr = MIN (TILE, nr - rb);
     for (int r = 0; r < TILE; r++)   // short blocks repeat their first row; its results are dropped
-      a.w[r] = w + (size_t) (r0 + rb + (r < wr ? r : 0)) * in * es;
+      a.w[r] = w + (size_t) (rb + (r < wr ? r : 0)) * in * es;
     for (int i0 = 0; i0 < n; i0 += TILE) {
       int nt = MIN (TILE, n - i0);
       for (int t = 0; t < TILE; t++)
         a.x[t] = x_rows[i0 + (t < nt ? t : 0)];
-      tile (&a, nt == 1 ? 1 : TILE, (dsk_dtype) lin->w->dtype, in, out);
+      tile (&a, nt == 1 ? 1 : TILE, in, out);
       for (int t = 0; t < nt; t++)
         for (int r = 0; r < wr; r++)
           y[(size_t) (i0 + t) * ldy + rb + r] = out[t][r];
@@ -707,15 +845,83 @@ rows_product (tile_fn tile, const float *const *x_rows, int n, const dsocr_linea
   }
 }
 
+/* Tokens at which a product switches from the tiles to the packed kernel (a test hook may
+ * lower it). */
+static int pack_min = 16;
+
+void
+dsocr_decoder_set_pack_min (int n)
+{
+  pack_min = n > 0 ? n : 16;
+}
+
+/* xp[k][t] = x_t[k] for the n rows @x_rows, zero for t in [n, npad). */
+static void
+pack_rows (float *xp, int npad, const float *const *x_rows, int n, size_t in)
+{
+  for (size_t k = 0; k < in; k++) {
+    float *d = xp + k * (size_t) npad;
+    for (int t = 0; t < n; t++)
+      d[t] = x_rows[t][k];
+    for (int t = n; t < npad; t++)
+      d[t] = 0.0f;
+  }
+}
+
+/* dst[r * ld_r + t * ld_t] = W[r0 + r] · x_t for r < nr, t < n, x packed [in][npad]. The rows
+ * are widened into @wbuf [ROW_BLOCK (rounded up to 8), in] first. */
+static void
+rows_product_packed (const tile_impl *impl, const float *xp, int npad, int n,
+                     const dsocr_linear *lin, int r0, int nr, float *dst, size_t ld_r,
+                     size_t ld_t, float *wbuf)
+{
+  const size_t in = (size_t) lin->n_in;
+  const dsk_dtype dtype = (dsk_dtype) lin->w->dtype;
+  const char *w = (const char *) lin->w->data + (size_t) r0 * in * dsk_dtype_size (dtype);
+  const int nr8 = (nr + 7) / 8 * 8;
+  float out[8][32];
+
+  if (dtype == DSK_F32)
+    memcpy (wbuf, w, sizeof (float) * (size_t) nr * in);
+  else
+    impl->widen[dtype] (wbuf, w, (size_t) nr * in);
+  memset (wbuf + (size_t) nr * in, 0, sizeof (float) * (size_t) (nr8 - nr) * in);
+  for (int rg = 0; rg < nr; rg += 8) {
+    const int wr = MIN (8, nr - rg);
+    for (int tg = 0; tg < npad; tg += 32) {
+      const int nv = npad - tg >= 32 ? 2 : 1, nt = MIN (16 * nv, n - tg);
+      impl->packed (wbuf + (size_t) rg * in, in, xp + tg, (size_t) npad, nv, out);
+      for (int r = 0; r < wr; r++)
+        for (int t = 0; t < nt; t++)
+          dst[(size_t) (rg + r) * ld_r + (size_t) (tg + t) * ld_t] = out[r][t];
+    }
+  }
+}
+
 /* silu(gate) * up for rows [r0, r0 + nr) of one expert, into hid [n, ld] at column r0. */
 static void
-item_gate_up (tile_fn tile, const expert_job *j, const float *const *x_rows, int r0, int nr,
-              float *hid, size_t ld, float *scratch /* [2, n, ROW_BLOCK] */)
+item_gate_up (const tile_impl *impl, const expert_job *j, const float *const *x_rows, int r0,
+              int nr, float *hid, size_t ld, float *scratch /* [2 n + in, ROW_BLOCK] */)
 {
-  float *g = scratch, *u = scratch + (size_t) j->n * ROW_BLOCK;
+  float *g = scratch, *u = scratch + (size_t) j->n * ROW_BLOCK, *wbuf = u + (size_t) j->n * ROW_BLOCK;
 
-  rows_product (tile, x_rows, j->n, j->gate, r0, nr, g, ROW_BLOCK);
-  rows_product (tile, x_rows, j->n, j->up, r0, nr, u, ROW_BLOCK);
+  if (j->npad) {
+    /* gate and up as [nr][npad], then silu(g) * u straight into the packed hidden rows */
+    float *hp = j->hp + (size_t) r0 * j->npad;
+    u = scratch + (size_t) ROW_BLOCK * j->npad;
+    wbuf = u + (size_t) ROW_BLOCK * j->npad;
+    rows_product_packed (impl, j->xp, j->npad, j->npad, j->gate, r0, nr, scratch,
+                         (size_t) j->npad, 1, wbuf);
+    rows_product_packed (impl, j->xp, j->npad, j->npad, j->up, r0, nr, u, (size_t) j->npad, 1,
+                         wbuf);
+    for (size_t i = 0; i < (size_t) nr * j->npad; i++) {
+      float a = scratch[i];
+      hp[i] = a / (1.0f + expf (-a)) * u[i];
+    }
+    return;
+  }
+  rows_product (impl, x_rows, j->n, j->gate, r0, nr, g, ROW_BLOCK, wbuf);
+  rows_product (impl, x_rows, j->n, j->up, r0, nr, u, ROW_BLOCK, wbuf);
   for (int i = 0; i < j->n; i++)
     for (int r = 0; r < nr; r++) {
       float a = g[(size_t) i * ROW_BLOCK + r];
@@ -755,7 +961,12 @@ run_experts (dsocr_decoder_state *s, const expert_job *jobs, int n_jobs, const f
         xr_buf[off] = hid + (jobs[j].slot0 + (size_t) i) * inter_max;
   }
 
-#pragma omp parallel num_threads (s->n_threads > 0 ? s->n_threads : 1)
+  /* below a few MFLOP the region's fork/join and barriers cost more than they save */
+  double flops = 0.0;
+  for (int j = 0; j < n_jobs; j++)
+    flops += 6.0 * jobs[j].n * jobs[j].gate->n_out * (double) H;
+
+#pragma omp parallel num_threads (s->n_threads > 0 ? s->n_threads : 1) if (flops >= 4e6)
   {
 #ifdef _OPENMP
     float *mine = scratch + (size_t) omp_get_thread_num () * scratch_per_thread;
@@ -763,6 +974,11 @@ run_experts (dsocr_decoder_state *s, const expert_job *jobs, int n_jobs, const f
     float *mine = scratch;
 #endif
     const size_t n_slots = jobs[n_jobs - 1].slot0 + (size_t) jobs[n_jobs - 1].n;
+
+#pragma omp for schedule (dynamic, 1)
+    for (int j = 0; j < n_jobs; j++)
+      if (jobs[j].npad)
+        pack_rows (jobs[j].xp, jobs[j].npad, xr_buf + jobs[j].slot0, jobs[j].n, H);
 
 #pragma omp for schedule (dynamic, 2)
     for (int it = 0; it < n_a; it++) {
@@ -775,10 +991,75 @@ run_experts (dsocr_decoder_state *s, const expert_job *jobs, int n_jobs, const f
     for (int it = 0; it < n_b; it++) {
       const expert_job *j = &jobs[items_b[2 * it]];
       int r0 = items_b[2 * it + 1];
-      rows_product (s->tile, xr_buf + n_slots + j->slot0, j->n, j->down, r0,
-                    MIN (ROW_BLOCK, (int) H - r0), outb + j->slot0 * H + r0, H);
+      if (j->npad)
+        rows_product_packed (s->tile, j->hp, j->npad, j->n, j->down, r0,
+                             MIN (ROW_BLOCK, (int) H - r0), outb + j->slot0 * H + r0, 1, H, mine);
+      else
+        rows_product (s->tile, xr_buf + n_slots + j->slot0, j->n, j->down, r0,
+                      MIN (ROW_BLOCK, (int) H - r0), outb + j->slot0 * H + r0, H, mine);
     }
   }
+}
+
+/* y[n, out] = x[n, in] W^T (+ b) with the expert kernel, parallel over blocks of W rows. */
+static gboolean
+linear_tiles (dsocr_decoder_state *s, float *y, const float *x, const dsocr_linear *lin, size_t n,
+              GError **error)
+{
+  const size_t in = (size_t) lin->n_in, out = (size_t) lin->n_out;
+  const int n_threads = s->n_threads > 0 ? s->n_threads : 1;
+  const size_t per_thread = ROW_BLOCK * in;
+  const int n_items = (int) ((out + ROW_BLOCK - 1) / ROW_BLOCK);
+  const int npad = s->tile->packed && (int) n >= pack_min ? (int) (n + 15) / 16 * 16 : 0;
+
+  if (npad && !ensure (&s->xpack, in * npad, error))
+    return FALSE;
+  if (s->xr_cap < n) {
+    s->xr_cap = n;
+    s->xr = g_renew (const float *, s->xr, s->xr_cap);
+  }
+  if (!ensure (&s->routed, n_threads * per_thread, error))
+    return FALSE;
+  for (size_t i = 0; i < n; i++)
+    s->xr[i] = x + i * in;
+
+#pragma omp parallel num_threads (n_threads) if (6.0 * n * in * out >= 4e6)
+  {
+#ifdef _OPENMP
+    float *mine = s->routed.data + (size_t) omp_get_thread_num () * per_thread;
+#else
+    float *mine = s->routed.data;
+#endif
+    if (npad) {
+      /* pack x once: xp[k][t], in chunks of 64 values of k */
+#pragma omp for schedule (static)
+      for (size_t k0 = 0; k0 < in; k0 += 64) {
+        const size_t kn = MIN ((size_t) 64, in - k0);
+        for (size_t kk = 0; kk < kn; kk++) {
+          float *d = s->xpack.data + (k0 + kk) * npad;
+          for (size_t t = 0; t < n; t++)
+            d[t] = x[t * in + k0 + kk];
+          for (size_t t = n; t < (size_t) npad; t++)
+            d[t] = 0.0f;
+        }
+      }
+    }
+#pragma omp for schedule (dynamic, 2)
+    for (int it = 0; it < n_items; it++) {
+      int r0 = it * ROW_BLOCK;
+      if (npad)
+        rows_product_packed (s->tile, s->xpack.data, npad, (int) n, lin, r0,
+                             MIN (ROW_BLOCK, (int) out - r0), y + r0, 1, out, mine);
+      else
+        rows_product (s->tile, s->xr, (int) n, lin, r0, MIN (ROW_BLOCK, (int) out - r0), y + r0,
+                      out, mine);
+      if (lin->b)
+        for (size_t i = 0; i < n; i++)
+          for (int r = r0; r < MIN (r0 + ROW_BLOCK, (int) out); r++)
+            y[i * out + r] += weight_at (lin->b->data, dt (lin->b), (size_t) r);
+    }
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -792,7 +1073,8 @@ moe (dsocr_decoder_state *s, const dsocr_layer *ly, int il, size_t T, float *out
                                          ly->has_shared ? ly->sh_gate.n_out : 0);
   const size_t n_slots = T * k + (ly->has_shared ? T : 0);
   const int n_threads = s->n_threads > 0 ? s->n_threads : 1;
-  const size_t scratch_per_thread = 2 * T * ROW_BLOCK;
+  /* per thread: gate and up results of an item, then one widened weight block */
+  const size_t scratch_per_thread = (2 * (T + 16) + MAX (H, inter_max)) * ROW_BLOCK;
   expert_job *jobs;
   int n_jobs = 0;
   float *logits, *outb;
@@ -867,6 +1149,25 @@ moe (dsocr_decoder_state *s, const dsocr_layer *ly, int il, size_t T, float *out
   if (ly->has_shared)
     jobs[n_jobs++] = (expert_job) { &ly->sh_gate, &ly->sh_up, &ly->sh_down, (int) T, NULL,
                                     T * k };
+  {
+    /* jobs with many tokens take the packed kernel: their inputs and hidden rows are packed */
+    size_t xp_total = 0, hp_total = 0;
+    for (int j = 0; j < n_jobs; j++) {
+      jobs[j].npad = s->tile->packed && jobs[j].n >= pack_min ? (jobs[j].n + 15) / 16 * 16 : 0;
+      xp_total += (size_t) jobs[j].npad * H;
+      hp_total += (size_t) jobs[j].npad * jobs[j].gate->n_out;
+    }
+    if (!ensure (&s->xpack, MAX (xp_total, 1), error) ||
+        !ensure (&s->hpack, MAX (hp_total, 1), error))
+      return FALSE;
+    xp_total = hp_total = 0;
+    for (int j = 0; j < n_jobs; j++) {
+      jobs[j].xp = s->xpack.data + xp_total;
+      jobs[j].hp = s->hpack.data + hp_total;
+      xp_total += (size_t) jobs[j].npad * H;
+      hp_total += (size_t) jobs[j].npad * jobs[j].gate->n_out;
+    }
+  }
 
   outb = s->up.data;   // [n_slots, H]
   run_experts (s, jobs, n_jobs, s->xn.data, H, s->gate.data, inter_max, outb, s->xr,
@@ -985,7 +1286,7 @@ dsocr_decoder_forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq,
 void
 dsocr_decoder_lm_head (dsocr_decoder_state *s, const float *h, int n, float *logits)
 {
-  linear (logits, h, &s->model->lm_head, (size_t) n);
+  project (s, logits, h, &s->model->lm_head, (size_t) n);
 }
 
 void

@@ -91,7 +91,7 @@ typedef struct {
   float *qkv;     // [T, 3D], the grid's tokens
   float *win;     // [n_win * L, 3D] windowed tokens with padding
   float *att;     // [max(T, n_win * L), D]
-  float *rel_h;   // [heads, max(T, L), max(g, w)]
+  float *rel_h;   // global: [heads, T, g]; windowed: [n_win, heads, L, w]
   float *rel_w;   // same
   float *tab_h;   // [2 * max(g, w) - 1, hd]
   float *tab_w;
@@ -166,13 +166,22 @@ block_attention (const dsocr_vision *v, int b, size_t g, float *x, sam_scratch *
       const float *src = gy < g && gx < g ? s->qkv + (gy * g + gx) * D3 : bias;
       memcpy (s->win + r * D3, src, D3 * sizeof (float));
     }
+    /* one window per thread: the windows are many and alike, while the ops' own parallel
+     * loops over a single 14x14 window would be short and join often */
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t wi = 0; wi < nw * nw; wi++) {
       const float *base = s->win + wi * L * D3;
-      rel_terms (base, D3, H, hd, w, s->tab_h, s->tab_w, s->rel_h, s->rel_w);
-      if (!attend (v, base, base + D, base + 2 * D, D3, L, w, s->rel_h, s->rel_w,
-                   s->att + wi * L * D, error))
-        return FALSE;
+      float *rh = s->rel_h + wi * H * L * w, *rw = s->rel_w + wi * H * L * w;
+      rel_terms (base, D3, H, hd, w, s->tab_h, s->tab_w, rh, rw);
+      if (!attend (v, base, base + D, base + 2 * D, D3, L, w, rh, rw, s->att + wi * L * D,
+                   NULL)) {
+#pragma omp atomic write
+        failed = 1;
+      }
     }
+    if (failed)
+      return vis_check (DSK_ERR_INVALID, "SAM window attention", error);
     /* scatter the real tokens back to grid order (into ln, free now) */
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < nw * nw * L; r++) {
@@ -277,7 +286,7 @@ vis_sam_forward (const dsocr_vision *v, const float *pixels, int size, float *ou
   const size_t D = (size_t) v->sam_width, H = (size_t) v->sam_heads, hd = D / H;
   const size_t P = (size_t) v->patch, g = (size_t) size / P, T = g * g;
   const size_t w = (size_t) v->window, nw = (g + w - 1) / w, L = w * w;
-  const size_t side = MAX (g, w), n_rel_q = MAX (T, L);
+  const size_t side = MAX (g, w), n_rel = MAX (H * T * g, nw * nw * H * L * w);
   sam_scratch s = { 0 };
   gboolean ok = FALSE;
 
@@ -288,8 +297,8 @@ vis_sam_forward (const dsocr_vision *v, const float *pixels, int size, float *ou
       !(s.qkv = vis_alloc (T * 3 * D, "SAM", error)) ||
       !(s.win = vis_alloc (nw * nw * L * 3 * D, "SAM", error)) ||
       !(s.att = vis_alloc (MAX (T, nw * nw * L) * D, "SAM", error)) ||
-      !(s.rel_h = vis_alloc (H * n_rel_q * side, "SAM", error)) ||
-      !(s.rel_w = vis_alloc (H * n_rel_q * side, "SAM", error)) ||
+      !(s.rel_h = vis_alloc (n_rel, "SAM", error)) ||
+      !(s.rel_w = vis_alloc (n_rel, "SAM", error)) ||
       !(s.tab_h = vis_alloc ((2 * side - 1) * hd, "SAM", error)) ||
       !(s.tab_w = vis_alloc ((2 * side - 1) * hd, "SAM", error)) ||
       !(s.mlp = vis_alloc (T * (size_t) v->sam_mlp, "SAM", error)) ||

@@ -97,7 +97,18 @@ get_table (loader *ld, const char *name, int n_dims, int64_t d0, int64_t d1, int
   return f;
 }
 
+/* A norm's weight or bias as an f32 vector: the kernels take one dtype for both. */
+static gboolean
+get_norm (loader *ld, vis_weight *out, const char *name, int64_t n)
+{
+  float *f = get_table (ld, name, 1, n, 1, 1, 1);
+  out->data = f;
+  out->dtype = DSK_F32;
+  return f != NULL;
+}
+
 #define W1(dst, name, a) get_weight (ld, dst, name, 1, a, 1, 1, 1)
+#define N1(dst, name, a) get_norm (ld, dst, name, a)
 #define W2(dst, name, a, b) get_weight (ld, dst, name, 2, a, b, 1, 1)
 #define W4(dst, name, a, b, c, d) get_weight (ld, dst, name, 4, a, b, c, d)
 
@@ -137,8 +148,8 @@ load_sam (loader *ld, const dsocr_vision_config *vc)
     blk->window = global ? 0 : v->window;
     blk->rel_len = 2 * (global ? v->pos_grid : v->window) - 1;
 #define BN(suffix) (g_snprintf (n, sizeof n, "model.sam_model.blocks.%d.%s", b, suffix), n)
-    if (!W1 (&blk->norm1_w, BN ("norm1.weight"), D) || !W1 (&blk->norm1_b, BN ("norm1.bias"), D) ||
-        !W1 (&blk->norm2_w, BN ("norm2.weight"), D) || !W1 (&blk->norm2_b, BN ("norm2.bias"), D) ||
+    if (!N1 (&blk->norm1_w, BN ("norm1.weight"), D) || !N1 (&blk->norm1_b, BN ("norm1.bias"), D) ||
+        !N1 (&blk->norm2_w, BN ("norm2.weight"), D) || !N1 (&blk->norm2_b, BN ("norm2.bias"), D) ||
         !W2 (&blk->qkv_w, BN ("attn.qkv.weight"), 3 * D, D) ||
         !W1 (&blk->qkv_b, BN ("attn.qkv.bias"), 3 * D) ||
         !W2 (&blk->proj_w, BN ("attn.proj.weight"), D, D) ||
@@ -156,11 +167,11 @@ load_sam (loader *ld, const dsocr_vision_config *vc)
 
   const int oc = v->out_chans;
   if (!W4 (&v->neck_conv1, "model.sam_model.neck.0.weight", oc, D, 1, 1) ||
-      !W1 (&v->neck_ln1_w, "model.sam_model.neck.1.weight", oc) ||
-      !W1 (&v->neck_ln1_b, "model.sam_model.neck.1.bias", oc) ||
+      !N1 (&v->neck_ln1_w, "model.sam_model.neck.1.weight", oc) ||
+      !N1 (&v->neck_ln1_b, "model.sam_model.neck.1.bias", oc) ||
       !W4 (&v->neck_conv2, "model.sam_model.neck.2.weight", oc, oc, 3, 3) ||
-      !W1 (&v->neck_ln2_w, "model.sam_model.neck.3.weight", oc) ||
-      !W1 (&v->neck_ln2_b, "model.sam_model.neck.3.bias", oc))
+      !N1 (&v->neck_ln2_w, "model.sam_model.neck.3.weight", oc) ||
+      !N1 (&v->neck_ln2_b, "model.sam_model.neck.3.bias", oc))
     return FALSE;
   int c_prev = oc;
   for (int i = 0; i < v->n_down; i++) {
@@ -192,8 +203,8 @@ load_clip (loader *ld, const dsocr_vision_config *vc)
       !(v->clip_pos = get_table (ld, "model.vision_model.embeddings.position_embedding.weight",
                                  2, n_pos, W, 1, 1)))
     return FALSE;
-  if (!W1 (&v->pre_w, "model.vision_model.pre_layrnorm.weight", W) ||
-      !W1 (&v->pre_b, "model.vision_model.pre_layrnorm.bias", W))
+  if (!N1 (&v->pre_w, "model.vision_model.pre_layrnorm.weight", W) ||
+      !N1 (&v->pre_b, "model.vision_model.pre_layrnorm.bias", W))
     return FALSE;
 
   v->layers = g_new0 (vis_clip_layer, v->n_layers);
@@ -201,10 +212,10 @@ load_clip (loader *ld, const dsocr_vision_config *vc)
     vis_clip_layer *ly = &v->layers[l];
 #define LN(suffix) \
   (g_snprintf (n, sizeof n, "model.vision_model.transformer.layers.%d.%s", l, suffix), n)
-    if (!W1 (&ly->ln1_w, LN ("layer_norm1.weight"), W) ||
-        !W1 (&ly->ln1_b, LN ("layer_norm1.bias"), W) ||
-        !W1 (&ly->ln2_w, LN ("layer_norm2.weight"), W) ||
-        !W1 (&ly->ln2_b, LN ("layer_norm2.bias"), W) ||
+    if (!N1 (&ly->ln1_w, LN ("layer_norm1.weight"), W) ||
+        !N1 (&ly->ln1_b, LN ("layer_norm1.bias"), W) ||
+        !N1 (&ly->ln2_w, LN ("layer_norm2.weight"), W) ||
+        !N1 (&ly->ln2_b, LN ("layer_norm2.bias"), W) ||
         !W2 (&ly->qkv_w, LN ("self_attn.qkv_proj.weight"), 3 * W, W) ||
         !W1 (&ly->qkv_b, LN ("self_attn.qkv_proj.bias"), 3 * W) ||
         !W2 (&ly->out_w, LN ("self_attn.out_proj.weight"), W, W) ||

@@ -16,7 +16,8 @@ G_BEGIN_DECLS
 
 /* A weight as the kernels take it: its data in its stored dtype (F32, BF16 or F16), aligned to
  * its element size (borrowed from the checkpoint, or a copy the tower owns when the file left
- * it unaligned). */
+ * it unaligned). LayerNorm weights and biases are widened to owned F32 copies, since the norm
+ * kernel reads both in one dtype. */
 typedef struct {
   const void *data;
   dsk_dtype dtype;

@@ -91,15 +91,17 @@ embeddings_clear (gpointer data)
 {
   GstDsocrEmbeddings *emb = data;
 
-  dsocr_tensor_free (emb->embeds);
+  dsocr_ocr_embeddings_unref (emb->emb);
 }
 
 GstDsocrEmbeddings *
-gst_dsocr_embeddings_new (dsocr_tensor * embeds, const GstDsocrTiles * tiles)
+gst_dsocr_embeddings_new (dsocr_ocr_embeddings * ocr_emb,
+    const GstDsocrTiles * tiles)
 {
   GstDsocrEmbeddings *emb = g_atomic_rc_box_new0 (GstDsocrEmbeddings);
 
-  emb->embeds = embeds;
+  emb->emb = ocr_emb;
+  emb->embeds = dsocr_ocr_embeddings_get_tensor (ocr_emb);
   emb->mode = tiles->mode;
   emb->grid_cols = tiles->pp->grid_cols;
   emb->grid_rows = tiles->pp->grid_rows;
@@ -378,6 +380,123 @@ const GstStructure *
 gst_buffer_get_dsocr_class (GstBuffer * buffer)
 {
   return get_custom (buffer, GST_DSOCR_CLASS_META_NAME);
+}
+
+/* ---- results as metas ---- */
+
+GstStructure *
+gst_dsocr_result_fields_new (const dsocr_result * r, guint n_tokens, gint page)
+{
+  gchar *json = dsocr_result_to_json (r, FALSE);
+  gint n_regions = 0;
+  GstStructure *s;
+
+  dsocr_result_get_regions (r, &n_regions);
+  s = gst_structure_new (GST_DSOCR_RESULT_STRUCTURE_NAME,
+      "markdown", G_TYPE_STRING, dsocr_result_get_markdown (r),
+      "json", G_TYPE_STRING, json,
+      "raw-text", G_TYPE_STRING, dsocr_result_get_raw_text (r),
+      "flags", GST_TYPE_DSOCR_RESULT_FLAGS,
+      (guint) dsocr_result_get_flags (r),
+      "width", G_TYPE_INT, dsocr_result_get_width (r),
+      "height", G_TYPE_INT, dsocr_result_get_height (r),
+      "n-regions", G_TYPE_INT, n_regions,
+      "n-tokens", G_TYPE_UINT, n_tokens, "page", G_TYPE_INT, page, NULL);
+  g_free (json);
+  return s;
+}
+
+guint
+gst_buffer_add_dsocr_regions (GstBuffer * buffer, const dsocr_result * r)
+{
+  gint n_regions = 0, i, j;
+  const dsocr_region *regions = dsocr_result_get_regions (r, &n_regions);
+  guint n = 0;
+
+  for (i = 0; i < n_regions; i++) {
+    const dsocr_region *reg = &regions[i];
+
+    for (j = 0; j < reg->n_boxes; j++) {
+      const dsocr_box *box = &reg->boxes[j];
+      GstVideoRegionOfInterestMeta *roi;
+      GstStructure *params;
+
+      if (box->empty)
+        continue;
+      roi = gst_buffer_add_video_region_of_interest_meta (buffer, reg->label,
+          box->x1, box->y1, box->x2 - box->x1, box->y2 - box->y1);
+      params = gst_structure_new (GST_DSOCR_REGION_PARAMS_NAME,
+          "text", G_TYPE_STRING, reg->text ? reg->text : "",
+          "region", G_TYPE_INT, i, "box", G_TYPE_INT, j,
+          "malformed", G_TYPE_BOOLEAN, reg->malformed || box->malformed, NULL);
+      if (reg->image_name)
+        gst_structure_set (params, "image", G_TYPE_STRING, reg->image_name,
+            NULL);
+      gst_video_region_of_interest_meta_add_param (roi, params);
+      n++;
+    }
+  }
+  return n;
+}
+
+void
+gst_dsocr_copy_result_metas (GstBuffer * dest, GstBuffer * src)
+{
+  const GstMetaInfo *result_info = gst_dsocr_result_meta_get_info ();
+  GstMetaTransformCopy copy = { FALSE, 0, (gsize) - 1 };
+  gpointer state = NULL;
+  GstMeta *meta;
+
+  while ((meta = gst_buffer_iterate_meta (src, &state))) {
+    if (meta->info != result_info &&
+        meta->info->api != GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)
+      continue;
+    meta->info->transform_func (dest, meta, src, _gst_meta_transform_copy,
+        &copy);
+  }
+}
+
+/* The value of element @i of the CPU pixel tensor @t (F32 or BF16). */
+static inline gfloat
+pixel_at (const dsocr_tensor * t, gsize i)
+{
+  if (t->dtype == DSOCR_DTYPE_BF16) {
+    union
+    {
+      guint32 u;
+      gfloat f;
+    } v;
+
+    v.u = (guint32) ((const guint16 *) t->data)[i] << 16;
+    return v.f;
+  }
+  return ((const gfloat *) t->data)[i];
+}
+
+void
+gst_dsocr_tiles_signature (const GstDsocrTiles * tiles, gfloat * sig)
+{
+  const dsocr_tensor *g = tiles->pp->global;    /* [3, S, S] in [-1, 1] */
+  gint side = (gint) g->shape[2], n = GST_DSOCR_SIGNATURE_SIDE;
+  /* a few samples per cell and channel are plenty to see a page change */
+  gint step = MAX (1, side / (n * 8));
+  gint cy, cx, c, y, x;
+
+  for (cy = 0; cy < n; cy++)
+    for (cx = 0; cx < n; cx++) {
+      gint y0 = cy * side / n, y1 = (cy + 1) * side / n;
+      gint x0 = cx * side / n, x1 = (cx + 1) * side / n;
+      gdouble sum = 0;
+      gsize count = 0;
+
+      for (c = 0; c < 3; c++)
+        for (y = y0; y < y1; y += step)
+          for (x = x0; x < x1; x += step) {
+            sum += pixel_at (g, ((gsize) c * side + y) * side + x);
+            count++;
+          }
+      sig[cy * n + cx] = count ? (gfloat) ((sum / count + 1.0) * 127.5) : 0.f;
+    }
 }
 
 void

@@ -26,7 +26,9 @@
 
 #include <gst/gst.h>
 
+#include <dsocr/dsocr-ocr.h>
 #include <dsocr/dsocr-preprocess.h>
+#include <dsocr/dsocr-result.h>
 #include <dsocr/dsocr-tensor.h>
 
 G_BEGIN_DECLS
@@ -135,8 +137,9 @@ G_GNUC_INTERNAL GstDsocrTilesMeta *gst_buffer_add_dsocr_tiles_meta (GstBuffer *
 
 /**
  * GstDsocrEmbeddings:
- * @embeds: (transfer full): F32 [n_image_tokens, n_embd], the rows that replace the image
- *   placeholder tokens of the prompt, in order
+ * @emb: (transfer full): one reference to the engine's embeddings
+ * @embeds: (transfer none): their rows, borrowed from @emb: F32 [n_image_tokens, n_embd],
+ *   the rows that replace the image placeholder tokens of the prompt, in order
  * @mode: the mode of the views they were computed from
  * @grid_cols: tiles across (1 without tiles)
  * @grid_rows: tiles down (1 without tiles)
@@ -147,7 +150,8 @@ G_GNUC_INTERNAL GstDsocrTilesMeta *gst_buffer_add_dsocr_tiles_meta (GstBuffer *
  */
 typedef struct
 {
-  dsocr_tensor *embeds;
+  dsocr_ocr_embeddings *emb;
+  const dsocr_tensor *embeds;
   GstDsocrMode mode;
   gint grid_cols;
   gint grid_rows;
@@ -158,10 +162,10 @@ typedef struct
 #define GST_TYPE_DSOCR_EMBEDDINGS (gst_dsocr_embeddings_get_type ())
 G_GNUC_INTERNAL GType gst_dsocr_embeddings_get_type (void);
 
-/* Wraps @embeds (transfer full) with the geometry of @tiles (transfer none, read only).
+/* Wraps @emb (transfer full) with the geometry of @tiles (transfer none, read only).
  * Returns (transfer full). */
-G_GNUC_INTERNAL GstDsocrEmbeddings *gst_dsocr_embeddings_new (dsocr_tensor * embeds,
-    const GstDsocrTiles * tiles);
+G_GNUC_INTERNAL GstDsocrEmbeddings *gst_dsocr_embeddings_new (dsocr_ocr_embeddings *
+    emb, const GstDsocrTiles * tiles);
 G_GNUC_INTERNAL GstDsocrEmbeddings *gst_dsocr_embeddings_ref (GstDsocrEmbeddings *
     emb);
 G_GNUC_INTERNAL void gst_dsocr_embeddings_unref (GstDsocrEmbeddings * emb);
@@ -253,6 +257,27 @@ G_GNUC_INTERNAL GstCustomMeta *gst_buffer_add_dsocr_class_meta (GstBuffer * buff
 
 /* The structure of @buffer's class meta (transfer none), or NULL. */
 G_GNUC_INTERNAL const GstStructure *gst_buffer_get_dsocr_class (GstBuffer * buffer);
+
+/* The result structure (named GST_DSOCR_RESULT_STRUCTURE_NAME, fields as documented above)
+ * of the engine result @r (transfer none, read only), made by @n_tokens generated tokens,
+ * for page @page (1-based, -1: none). Returns (transfer full). */
+G_GNUC_INTERNAL GstStructure *gst_dsocr_result_fields_new (const dsocr_result * r,
+    guint n_tokens, gint page);
+
+/* Attaches one GstVideoRegionOfInterestMeta per non-empty box of @r to the writable @buffer
+ * (roi_type: the label; params: GST_DSOCR_REGION_PARAMS_NAME). Returns how many. */
+G_GNUC_INTERNAL guint gst_buffer_add_dsocr_regions (GstBuffer * buffer,
+    const dsocr_result * r);
+
+/* Copies the result meta and the region-of-interest metas of @src (and no other meta) to
+ * the writable @dest. */
+G_GNUC_INTERNAL void gst_dsocr_copy_result_metas (GstBuffer * dest, GstBuffer * src);
+
+/* A coarse picture of the page @tiles shows: @sig receives [GST_DSOCR_SIGNATURE_SIDE^2]
+ * mean grey levels (0..255) of the global view, for telling unchanged pages apart. */
+#define GST_DSOCR_SIGNATURE_SIDE 16
+G_GNUC_INTERNAL void gst_dsocr_tiles_signature (const GstDsocrTiles * tiles,
+    gfloat * sig);
 
 /* Registers every meta and type above; called by each element's class_init. */
 G_GNUC_INTERNAL void gst_dsocr_meta_register (void);

@@ -10,7 +10,8 @@
  *
  * A GstDsocrModel holds the checkpoint mapped once and, loaded on first request, the parts
  * of it that elements ask for: the decoder (dsocr_model: causal LM or sequence classifier),
- * the vision tower (dsocr_vision) and the tokenizer. Directories are told apart by their
+ * the vision tower (dsocr_vision), the tokenizer, and the OCR pipeline (dsocr_ocr) built on
+ * that decoder and vision tower. Directories are told apart by their
  * real path (symbolic links resolved), so two spellings of one directory share a model. The
  * last reference frees everything and removes the directory from the cache, so a pipeline
  * that goes to NULL releases its memory.
@@ -25,6 +26,7 @@
 
 #include <dsocr/dsocr-config.h>
 #include <dsocr/dsocr-model.h>
+#include <dsocr/dsocr-ocr.h>
 #include <dsocr/dsocr-tokenizer.h>
 #include <dsocr/dsocr-vision.h>
 
@@ -37,6 +39,7 @@ typedef enum
   GST_DSOCR_MODEL_PART_DECODER = 1 << 0,        /* dsocr_model */
   GST_DSOCR_MODEL_PART_VISION = 1 << 1, /* dsocr_vision (DeepSeek-OCR checkpoints only) */
   GST_DSOCR_MODEL_PART_TOKENIZER = 1 << 2,      /* tokenizer.json in the directory */
+  GST_DSOCR_MODEL_PART_OCR = 1 << 3,    /* dsocr_ocr: decoder + vision + tokenizer */
 } GstDsocrModelParts;
 
 /* Returns (transfer full) the model of directory @location with at least @parts loaded, or
@@ -59,7 +62,9 @@ G_GNUC_INTERNAL const gchar *gst_dsocr_model_get_path (const GstDsocrModel * mod
 G_GNUC_INTERNAL const dsocr_config *gst_dsocr_model_get_config (GstDsocrModel * model);
 G_GNUC_INTERNAL dsocr_model *gst_dsocr_model_get_decoder (GstDsocrModel * model);
 G_GNUC_INTERNAL dsocr_vision *gst_dsocr_model_get_vision (GstDsocrModel * model);
-G_GNUC_INTERNAL dsocr_tokenizer *gst_dsocr_model_get_tokenizer (GstDsocrModel * model);
+G_GNUC_INTERNAL const dsocr_tokenizer *gst_dsocr_model_get_tokenizer (GstDsocrModel *
+    model);
+G_GNUC_INTERNAL dsocr_ocr *gst_dsocr_model_get_ocr (GstDsocrModel * model);
 
 /* Directories loaded right now (for tests and debugging). */
 G_GNUC_INTERNAL guint gst_dsocr_model_cache_n_loaded (void);

@@ -10,6 +10,9 @@ plugin_init (GstPlugin * plugin)
 
   ret |= GST_ELEMENT_REGISTER (dsocrpreprocess, plugin);
   ret |= GST_ELEMENT_REGISTER (dsocrresult, plugin);
+  ret |= GST_ELEMENT_REGISTER (dsocrencode, plugin);
+  ret |= GST_ELEMENT_REGISTER (dsocrdecode, plugin);
+  ret |= GST_ELEMENT_REGISTER (dsclassify, plugin);
 #if DSOCR_HAVE_CAIRO
   ret |= GST_ELEMENT_REGISTER (dsocroverlay, plugin);
 #endif

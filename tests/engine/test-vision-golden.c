@@ -376,6 +376,49 @@ test_encode_tiny_bf16 (void)
   fixture_close (&fx);
 }
 
+/* dsocr_preprocess() output goes straight in: a 700 x 300 picture in gundam mode is cut into
+ * tiles, and the embedding count equals the placeholder count it announces. The global view's
+ * rows are the projector output of encode_view on the same pixels. */
+static void
+test_preprocess_integration (void)
+{
+  fixture fx;
+  GError *err = NULL;
+  fixture_open (&fx);
+  const gsize E = (gsize) dsocr_vision_get_n_embed (fx.vis);
+  const int w = 700, h = 300;
+  guint8 *rgb = g_new (guint8, (gsize) w * h * 3);
+  for (int i = 0; i < w * h * 3; i++)
+    rgb[i] = (guint8) ((i * 7 + (i / (3 * w)) * 13) & 255);
+  dsocr_image_view view = { rgb, w, h, (gsize) w * 3 };
+  dsocr_preprocess_params params;
+  dsocr_preprocess_params_init (&params);
+  params.pixels = DSOCR_PIXELS_F32_BF16;
+  dsocr_preprocessed *pp = dsocr_preprocess (&view, &params, &err);
+  g_assert_no_error (err);
+  g_assert_cmpint (pp->n_tiles, >, 0);
+
+  dsocr_tensor *emb = dsocr_vision_encode (fx.vis, pp, &err);
+  g_assert_no_error (err);
+  g_assert_cmpint (emb->shape[0], ==, pp->n_image_tokens);
+  g_assert_cmpint (emb->shape[1], ==, (int64_t) E);
+  const float *e = emb->data;
+  for (gsize i = 0; i < (gsize) emb->shape[0] * E; i++)
+    g_assert_true (isfinite (e[i]));
+
+  float *glob = g_new (float, 256 * E);
+  g_assert_true (dsocr_vision_encode_view (fx.vis, pp->global->data, 1024, glob, &err));
+  const float *gpart = e + ((gsize) pp->n_image_tokens - 273) * E;
+  for (int y = 0; y < 16; y++)
+    g_assert_cmpmem (gpart + (gsize) y * 17 * E, 16 * E * sizeof (float),
+                     glob + (gsize) y * 16 * E, 16 * E * sizeof (float));
+  g_free (glob);
+  dsocr_tensor_free (emb);
+  dsocr_preprocessed_free (pp);
+  g_free (rgb);
+  fixture_close (&fx);
+}
+
 static void
 test_errors (void)
 {
@@ -449,6 +492,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/vision/pack-gundam", test_pack_gundam);
   g_test_add_func ("/engine/vision/encode-gundam", test_encode_gundam);
   g_test_add_func ("/engine/vision/encode-tiny-bf16", test_encode_tiny_bf16);
+  g_test_add_func ("/engine/vision/preprocess-integration", test_preprocess_integration);
   g_test_add_func ("/engine/vision/errors", test_errors);
   return g_test_run ();
 }

@@ -423,9 +423,11 @@ def main():
                 assert torch.equal(written[prefix + name].float(), p), name
 
     g = goldens(ref, sam, clip, proj, newline, sep)
+    # one metadata key: safetensors writes several in a random order, and the file should be
+    # byte-identical from run to run
     safetensors.torch.save_file(g, out / "golden-vision.safetensors", metadata={
-        "generator": "tests/reference/make_vision_fixtures.py",
-        "torch": torch.__version__, "python": platform.python_version()})
+        "generator": f"tests/reference/make_vision_fixtures.py (torch {torch.__version__}, "
+                     f"python {platform.python_version()})"})
     total = sum(f.stat().st_size for f in out.iterdir())
     print(f"{out}: {len(tensors)} weights, {len(g)} goldens, {total / 1e6:.2f} MB")
 

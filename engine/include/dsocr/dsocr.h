@@ -20,5 +20,6 @@
 #include <dsocr/dsocr-result.h>
 #include <dsocr/dsocr-vision.h>
 #include <dsocr/dsocr-tokenizer.h>
+#include <dsocr/dsocr-ocr.h>
 
 #endif /* DSOCR_H */

@@ -11,7 +11,9 @@
 #include <gst/video/video.h>
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../../gst/gstdsocrmeta.h"
 
@@ -128,6 +130,35 @@ check_expect_error (GstBus * bus, GQuark domain, gint code)
   return text;
 }
 
+/* Waits for EOS or an error on @bus, keeping every message popped meanwhile (transfer
+ * full); the last one is the EOS or error, or the array is empty on timeout. */
+static inline GPtrArray *
+check_wait_eos (GstBus * bus, GstClockTime timeout)
+{
+  GPtrArray *msgs = g_ptr_array_new_with_free_func ((GDestroyNotify)
+      gst_message_unref);
+  GstMessage *m;
+
+  while ((m = gst_bus_timed_pop (bus, timeout))) {
+    GstMessageType t = GST_MESSAGE_TYPE (m);
+
+    g_ptr_array_add (msgs, m);
+    if (t == GST_MESSAGE_EOS || t == GST_MESSAGE_ERROR)
+      return msgs;
+  }
+  fail ("no EOS within %" GST_TIME_FORMAT, GST_TIME_ARGS (timeout));
+  return msgs;
+}
+
+/* The type of the last message of @msgs, as a name. */
+static inline const gchar *
+check_last_type (GPtrArray * msgs)
+{
+  if (!msgs->len)
+    return "none";
+  return GST_MESSAGE_TYPE_NAME (g_ptr_array_index (msgs, msgs->len - 1));
+}
+
 /* A harness on @element_desc with a private bus. */
 static inline GstHarness *
 check_harness (const gchar * element_desc, GstBus ** bus)
@@ -212,6 +243,243 @@ check_video_caps (GstVideoFormat format, gint width, gint height)
 {
   return g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,"
       "framerate=0/1", gst_video_format_to_string (format), width, height);
+}
+
+/* ---- model directories ---- */
+
+/* Absolute path of tests/fixtures/@rel (transfer full). */
+static inline gchar *
+check_fixture (const gchar * rel)
+{
+  const gchar *dir = g_getenv ("DSOCR_FIXTURES_DIR");
+
+  return g_build_filename (dir ? dir : "tests/fixtures", rel, NULL);
+}
+
+/* An added token of the test tokenizer. */
+typedef struct
+{
+  const gchar *content;
+  gint id;
+} CheckAddedToken;
+
+/* The character GPT-2's byte-level alphabet gives byte @b, as UTF-8 into @out[8]. */
+static inline void
+check_byte_char (guint b, gchar * out)
+{
+  gunichar c;
+
+  if ((b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff)) {
+    c = b;
+  } else {
+    /* the bytes outside those ranges take 256, 257, ... in byte order */
+    guint n = 0, i;
+
+    for (i = 0; i < b; i++)
+      if (!((i >= '!' && i <= '~') || (i >= 0xa1 && i <= 0xac) || (i >= 0xae
+                  && i <= 0xff)))
+        n++;
+    c = 256 + n;
+  }
+  out[g_unichar_to_utf8 (c, out)] = '\0';
+}
+
+/* Writes @dir/tokenizer.json: a byte-level BPE without merges (every byte is one token), so
+ * text maps to ids one byte at a time. The ASCII characters of @chars get the ids in
+ * @char_ids; the other bytes take the lowest ids left in [0, @vocab_size) after @added and
+ * @char_ids. BOS 0, EOS 1 and PAD 2 must be among @added when wanted. */
+static inline void
+check_write_tokenizer (const gchar * dir, const gchar * chars,
+    const gint * char_ids, const CheckAddedToken * added, guint n_added,
+    gint vocab_size)
+{
+  gboolean *used = g_new0 (gboolean, vocab_size);
+  gint byte_id[256];
+  JsonBuilder *b = json_builder_new ();
+  JsonGenerator *gen;
+  JsonNode *root;
+  gchar *path, *text;
+  guint i, next = 0;
+
+  for (i = 0; i < 256; i++)
+    byte_id[i] = -1;
+  for (i = 0; i < n_added; i++)
+    used[added[i].id] = TRUE;
+  for (i = 0; chars && chars[i]; i++) {
+    byte_id[(guint8) chars[i]] = char_ids[i];
+    used[char_ids[i]] = TRUE;
+  }
+  for (i = 0; i < 256; i++) {
+    if (byte_id[i] >= 0)
+      continue;
+    while (used[next])
+      next++;
+    fail_unless (next < (guint) vocab_size, "vocabulary too small");
+    byte_id[i] = next;
+    used[next] = TRUE;
+  }
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, "1.0");
+  json_builder_set_member_name (b, "added_tokens");
+  json_builder_begin_array (b);
+  for (i = 0; i < n_added; i++) {
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "id");
+    json_builder_add_int_value (b, added[i].id);
+    json_builder_set_member_name (b, "content");
+    json_builder_add_string_value (b, added[i].content);
+    json_builder_set_member_name (b, "single_word");
+    json_builder_add_boolean_value (b, FALSE);
+    json_builder_set_member_name (b, "lstrip");
+    json_builder_add_boolean_value (b, FALSE);
+    json_builder_set_member_name (b, "rstrip");
+    json_builder_add_boolean_value (b, FALSE);
+    json_builder_set_member_name (b, "normalized");
+    json_builder_add_boolean_value (b, FALSE);
+    json_builder_set_member_name (b, "special");
+    json_builder_add_boolean_value (b, TRUE);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "normalizer");
+  json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "pre_tokenizer");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "ByteLevel");
+  json_builder_set_member_name (b, "add_prefix_space");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_set_member_name (b, "trim_offsets");
+  json_builder_add_boolean_value (b, TRUE);
+  json_builder_set_member_name (b, "use_regex");
+  json_builder_add_boolean_value (b, TRUE);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "post_processor");
+  json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "decoder");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "ByteLevel");
+  json_builder_set_member_name (b, "add_prefix_space");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_set_member_name (b, "trim_offsets");
+  json_builder_add_boolean_value (b, TRUE);
+  json_builder_set_member_name (b, "use_regex");
+  json_builder_add_boolean_value (b, TRUE);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "model");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "BPE");
+  json_builder_set_member_name (b, "dropout");
+  json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "unk_token");
+  json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "continuing_subword_prefix");
+  json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "end_of_word_suffix");
+  json_builder_add_null_value (b);
+  json_builder_set_member_name (b, "fuse_unk");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_set_member_name (b, "byte_fallback");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_set_member_name (b, "vocab");
+  json_builder_begin_object (b);
+  for (i = 0; i < n_added; i++) {
+    json_builder_set_member_name (b, added[i].content);
+    json_builder_add_int_value (b, added[i].id);
+  }
+  for (i = 0; i < 256; i++) {
+    gchar ch[8];
+
+    check_byte_char (i, ch);
+    json_builder_set_member_name (b, ch);
+    json_builder_add_int_value (b, byte_id[i]);
+  }
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "merges");
+  json_builder_begin_array (b);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+
+  root = json_builder_get_root (b);
+  gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  text = json_generator_to_data (gen, NULL);
+  path = g_build_filename (dir, "tokenizer.json", NULL);
+  fail_unless (g_file_set_contents (path, text, -1, NULL));
+  g_free (path);
+  g_free (text);
+  g_object_unref (gen);
+  json_node_unref (root);
+  g_object_unref (b);
+  g_free (used);
+}
+
+/* A fresh temporary directory holding symbolic links to config.json and model.safetensors
+ * of tests/fixtures/@fixture. (transfer full) */
+static inline gchar *
+check_model_dir (const gchar * fixture)
+{
+  static const gchar *files[] = { "config.json", "model.safetensors" };
+  gchar *dir = g_dir_make_tmp ("dsocr-model-XXXXXX", NULL);
+  gchar *src_dir = check_fixture (fixture);
+  guint i;
+
+  fail_unless (dir != NULL);
+  for (i = 0; i < G_N_ELEMENTS (files); i++) {
+    gchar *src = g_build_filename (src_dir, files[i], NULL);
+    gchar *dst = g_build_filename (dir, files[i], NULL);
+
+    fail_unless (symlink (src, dst) == 0, "symlink %s", dst);
+    g_free (src);
+    g_free (dst);
+  }
+  g_free (src_dir);
+  return dir;
+}
+
+/* Removes @dir and the files in it (one level). */
+static inline void
+check_remove_dir (const gchar * dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+
+  if (d) {
+    while ((name = g_dir_read_name (d))) {
+      gchar *p = g_build_filename (dir, name, NULL);
+
+      g_unlink (p);
+      g_free (p);
+    }
+    g_dir_close (d);
+  }
+  g_rmdir (dir);
+}
+
+/* The "dsocr-model" messages on @msgs: how many said shared=TRUE / FALSE. */
+static inline void
+check_model_messages (GPtrArray * msgs, guint * loaded, guint * shared)
+{
+  GPtrArray *m = check_element_messages (msgs, "dsocr-model");
+  guint i;
+
+  *loaded = *shared = 0;
+  for (i = 0; i < m->len; i++) {
+    gboolean s = FALSE;
+
+    fail_unless (gst_structure_get_boolean (g_ptr_array_index (m, i), "shared",
+            &s));
+    if (s)
+      (*shared)++;
+    else
+      (*loaded)++;
+  }
+  g_ptr_array_unref (m);
 }
 
 #endif /* DSOCR_CHECK_H */

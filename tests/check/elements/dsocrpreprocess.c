@@ -348,6 +348,30 @@ GST_START_TEST (test_meta_refcount)
 
 GST_END_TEST;
 
+/* videoscale and videoconvert keep the views (they describe the page, not the pixels) */
+GST_START_TEST (test_meta_survives_scaling)
+{
+  GstHarness *h;
+  GstBus *bus;
+  GstBuffer *out;
+  GstDsocrTilesMeta *meta;
+
+  h = check_harness ("dsocrpreprocess mode=tiny ! videoscale ! videoconvert", &bus);
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=RGB,width=300,height=200,framerate=0/1");
+  gst_harness_set_sink_caps_str (h,
+      "video/x-raw,format=BGRx,width=150,height=100,framerate=0/1");
+  out = gst_harness_push_and_pull (h,
+      check_solid_frame (GST_VIDEO_FORMAT_RGB, 300, 200, 9, 9, 9));
+  meta = check_get_tiles_meta (out);
+  fail_unless (meta != NULL);
+  fail_unless_equals_int (meta->tiles->pp->orig_width, 300);
+  gst_buffer_unref (out);
+  check_teardown (h, bus);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_bad_crops)
 {
   GstHarness *h;
@@ -436,6 +460,7 @@ dsocrpreprocess_suite (void)
   tcase_add_test (tc, test_size_changes);
   tcase_add_test (tc, test_events_and_caps);
   tcase_add_test (tc, test_meta_refcount);
+  tcase_add_test (tc, test_meta_survives_scaling);
   tcase_add_test (tc, test_bad_crops);
   tcase_add_test (tc, test_unsupported_caps);
   tcase_add_test (tc, test_state_cycles);
