@@ -280,15 +280,15 @@ dsocr_session_forward (dsocr_session *s, const dsocr_batch *b, dsocr_logits_mode
   s->hidden_shape[2] = (int64_t) H;
   s->have_hidden = TRUE;
 
-  if (mode == DSOCR_LOGITS_ALL) {
-    dsocr_decoder_lm_head (s->dec, s->hidden, (int) T, logits);
-  } else if (mode == DSOCR_LOGITS_LAST) {
+  if (mode == DSOCR_LOGITS_ALL)
+    return dsocr_decoder_lm_head (s->dec, s->hidden, (int) T, logits, error);
+  if (mode == DSOCR_LOGITS_LAST) {
     if (!grow ((void **) &s->rows, &s->rows_cap, (gsize) b->n_seq * H, sizeof (float), error))
       return FALSE;
     for (int r = 0; r < b->n_seq; r++)
       memcpy (s->rows + (gsize) r * H,
               s->hidden + ((gsize) r * b->n_tokens + b->n_tokens - 1) * H, sizeof (float) * H);
-    dsocr_decoder_lm_head (s->dec, s->rows, b->n_seq, logits);
+    return dsocr_decoder_lm_head (s->dec, s->rows, b->n_seq, logits, error);
   }
   return TRUE;
 }
@@ -333,7 +333,11 @@ dsocr_session_lm_loss (dsocr_session *s, const dsocr_batch *b, const int64_t *la
         n++;
       }
       if (n == LOSS_CHUNK || (last && n > 0)) {
-        dsocr_decoder_lm_head (s->dec, s->rows, n, logits);
+        if (!dsocr_decoder_lm_head (s->dec, s->rows, n, logits, error)) {
+          g_free (logits);
+          g_free (target);
+          return FALSE;
+        }
         for (int j = 0; j < n; j++) {
           const float *row = logits + (gsize) j * V;
           double max = -INFINITY, lse = 0.0;

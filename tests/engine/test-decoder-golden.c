@@ -16,6 +16,7 @@
 #include <dsocr/dsocr-model.h>
 #include <dsocr/dsocr-session.h>
 
+#include "decoder-cpu.h"
 #include "decoder.h"
 #include "dsocr-test.h"
 
@@ -617,6 +618,52 @@ test_packed_kernel (gconstpointer data)
   fixture_close (&fx);
 }
 
+/* Every run spread over a pool of more threads than the machine may have, with the tiles and
+ * then with the packed kernel everywhere: forward logits and greedy tokens unchanged. */
+static void
+test_threads (gconstpointer data)
+{
+  fixture fx;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = NULL;
+  g_autofree float *logits = NULL;
+  int V;
+
+  fixture_open (&fx, data);
+  V = dsocr_model_get_n_vocab (fx.model);
+  ids = golden_i32 (&fx, "input_ids", &L);
+  logits = g_new (float, L * V);
+  dsocr_pool_set_parallel_min (0.0);
+  for (int pass = 0; pass < 2; pass++) {
+    dsocr_session *s;
+    dsocr_generate_params p;
+    dsocr_generate_result *r = NULL;
+    gsize n_want;
+    g_autofree int32_t *want = golden_i32 (&fx, "greedy_tokens", &n_want);
+
+    dsocr_decoder_set_pack_min (pass == 0 ? 1000 : 1);
+    s = dsocr_session_new (fx.model, &(dsocr_session_params) { .n_threads = 3 }, &err);
+    g_assert_no_error (err);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                           DSOCR_LOGITS_ALL, logits, &err);
+    g_assert_no_error (err);
+    dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL, "3 threads");
+    dsocr_session_reset (s);
+    dsocr_generate_params_init (&p);
+    p.max_new_tokens = (int) n_want;
+    dsocr_generate (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids }, &p, &r,
+                    &err);
+    g_assert_no_error (err);
+    g_assert_cmpmem (r->tokens, n_want * sizeof (int32_t), want, n_want * sizeof (int32_t));
+    dsocr_generate_result_free (r);
+    dsocr_session_free (s);
+  }
+  dsocr_decoder_set_pack_min (0);
+  dsocr_pool_set_parallel_min (-1.0);
+  fixture_close (&fx);
+}
+
 /* Misuse is reported, not crashed on. */
 static void
 test_errors (void)
@@ -700,7 +747,9 @@ main (int argc, char **argv)
     }
     {
       g_autofree char *path = g_strdup_printf ("/decoder/%s/packed-kernel", causal[f]);
+      g_autofree char *path2 = g_strdup_printf ("/decoder/%s/threads", causal[f]);
       g_test_add_data_func (path, causal[f], test_packed_kernel);
+      g_test_add_data_func (path2, causal[f], test_threads);
     }
   }
   g_test_add_data_func ("/decoder/tiny-ocr-decoder/batch", "tiny-ocr-decoder", test_batch);

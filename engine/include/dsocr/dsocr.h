@@ -21,5 +21,6 @@
 #include <dsocr/dsocr-vision.h>
 #include <dsocr/dsocr-tokenizer.h>
 #include <dsocr/dsocr-ocr.h>
+#include <dsocr/dsocr-indexer.h>
 
 #endif /* DSOCR_H */

@@ -1,0 +1,387 @@
+/* test-dsa-golden.c: DeepSeek-V3.2 sparse attention against transformers' goldens
+ * (tests/fixtures/tiny-v32{,-fp8}/, written by tests/reference/make_dsa_fixtures.py).
+ *
+ * Unit level: the indexer of each layer on the reference's captured inputs (scores, top-k
+ * sets), the top-k selection rules, the KL loss on the reference's arrays, FP8 block
+ * dequantisation. Model level: logits, hidden states and the indexer outputs (scores, top-k,
+ * KL target, KL loss) of a prefill with index_topk below the prompt length (sparse), at or
+ * above it (dense) and with use_sparse_attention false (the plain MLA decoder); both MLA
+ * attention forms; chunked prefill; 40 greedy tokens with the indexer's key cache and the top-k
+ * of every decode step; a left-padded batch; the FP8 checkpoint; saving the outputs. */
+#include <math.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include <dsocr/dsocr.h>
+#include <dsocr/dsocr-generate.h>
+#include <dsocr/dsocr-indexer.h>
+#include <dsocr/dsocr-model.h>
+#include <dsocr/dsocr-session.h>
+
+#include "decoder.h"
+#include "dsk.h"
+#include "dsocr-test.h"
+#include "indexer.h"
+#include "kv-cache.h"
+
+#define RTOL 1e-4
+
+/* ---- golden files ---- */
+
+static dsocr_safetensors *
+golden_open (const char *fixture, const char *file)
+{
+  g_autofree char *dir = dsocr_test_fixture (fixture);
+  g_autofree char *path = g_build_filename (dir, file, NULL);
+  GError *err = NULL;
+  dsocr_safetensors *st = dsocr_safetensors_open (path, &err);
+
+  g_assert_no_error (err);
+  return st;
+}
+
+static const dsocr_tensor *
+golden (dsocr_safetensors *st, const char *name)
+{
+  const dsocr_tensor *t = dsocr_safetensors_get (st, name);
+  if (!t)
+    g_error ("%s: golden tensor '%s' missing", dsocr_safetensors_get_path (st), name);
+  return t;
+}
+
+static gsize
+numel (const dsocr_tensor *t)
+{
+  return (gsize) dsocr_shape_numel (t->n_dims, t->shape);
+}
+
+static const float *
+golden_f32 (dsocr_safetensors *st, const char *name)
+{
+  const dsocr_tensor *t = golden (st, name);
+  g_assert_cmpint (t->dtype, ==, DSOCR_DTYPE_F32);
+  return t->data;
+}
+
+/* An I64 golden narrowed to int32 (transfer full). */
+static int32_t *
+golden_i32 (dsocr_safetensors *st, const char *name, gsize *n)
+{
+  const dsocr_tensor *t = golden (st, name);
+  const int64_t *src = t->data;
+  int32_t *out = g_new (int32_t, numel (t));
+
+  g_assert_cmpint (t->dtype, ==, DSOCR_DTYPE_I64);
+  for (gsize i = 0; i < numel (t); i++)
+    out[i] = (int32_t) src[i];
+  if (n)
+    *n = numel (t);
+  return out;
+}
+
+/* Scores with -inf at masked keys: the same keys masked, the finite ones close. */
+static void
+assert_scores_close (const float *got, const float *want, gsize n, const char *what)
+{
+  g_autofree float *g = g_new (float, n);
+  g_autofree float *w = g_new (float, n);
+
+  for (gsize i = 0; i < n; i++) {
+    if (isinf (want[i])) {
+      if (!(isinf (got[i]) && got[i] < 0))
+        g_error ("%s: entry %" G_GSIZE_FORMAT " should be -inf, got %g", what, i, got[i]);
+      g[i] = w[i] = 0.0f;
+    } else {
+      g[i] = got[i];
+      w[i] = want[i];
+    }
+  }
+  dsocr_test_assert_close (g, w, n, RTOL, what);
+}
+
+static int
+cmp_i32 (const void *a, const void *b)
+{
+  int32_t x = *(const int32_t *) a, y = *(const int32_t *) b;
+  return (x > y) - (x < y);
+}
+
+/* Rows of @k indices (-1 = none): equal as sets row by row. */
+static void
+assert_topk_sets (const int32_t *got, const int32_t *want, gsize rows, int k, const char *what)
+{
+  g_autofree int32_t *a = g_new (int32_t, k);
+  g_autofree int32_t *b = g_new (int32_t, k);
+
+  for (gsize r = 0; r < rows; r++) {
+    memcpy (a, got + r * k, sizeof (int32_t) * k);
+    memcpy (b, want + r * k, sizeof (int32_t) * k);
+    qsort (a, k, sizeof (int32_t), cmp_i32);
+    qsort (b, k, sizeof (int32_t), cmp_i32);
+    for (int j = 0; j < k; j++)
+      if (a[j] != b[j])
+        g_error ("%s: row %" G_GSIZE_FORMAT ": selected keys differ (entry %d: %d vs %d)", what, r,
+                 j, a[j], b[j]);
+  }
+}
+
+/* ---- unit: the top-k selection ---- */
+
+static void
+test_topk_rules (void)
+{
+  const float s[8] = { 0.5f, -INFINITY, 2.0f, 0.5f, -1.0f, 2.0f, -INFINITY, 0.25f };
+  int32_t idx[8];
+
+  /* by score, lower index first among equal scores */
+  g_assert_cmpint (dsocr_indexer_topk (s, 8, 3, idx), ==, 3);
+  g_assert_cmpint (idx[0], ==, 2);
+  g_assert_cmpint (idx[1], ==, 5);
+  g_assert_cmpint (idx[2], ==, 0);
+  g_assert_cmpint (dsocr_indexer_topk (s, 8, 4, idx), ==, 4);
+  g_assert_cmpint (idx[3], ==, 3);
+  /* masked keys are never picked: fewer visible than k pads with -1 */
+  g_assert_cmpint (dsocr_indexer_topk (s, 8, 8, idx), ==, 6);
+  g_assert_cmpint (idx[4], ==, 7);
+  g_assert_cmpint (idx[5], ==, 4);
+  g_assert_cmpint (idx[6], ==, -1);
+  g_assert_cmpint (idx[7], ==, -1);
+  g_assert_cmpint (dsocr_indexer_topk (s, 2, 1, idx), ==, 1);
+  g_assert_cmpint (idx[0], ==, 0);
+  {
+    /* a larger row against a full sort */
+    float big[300];
+    int32_t top[40];
+    guint32 x = 12345;
+    for (int i = 0; i < 300; i++) {
+      x = x * 1664525u + 1013904223u;
+      big[i] = (float) (x >> 20) / 7.0f;   /* many ties */
+      if (i % 11 == 0)
+        big[i] = -INFINITY;
+    }
+    dsocr_indexer_topk (big, 300, 40, top);
+    for (int j = 0; j < 40; j++) {
+      /* top[j] must rank before every key not picked before it */
+      for (int i = 0; i < 300; i++) {
+        gboolean earlier = FALSE;
+        for (int m = 0; m <= j && !earlier; m++)
+          earlier = top[m] == i;
+        if (!earlier && isfinite (big[i]))
+          g_assert_true (big[top[j]] > big[i] || (big[top[j]] == big[i] && top[j] < i));
+      }
+    }
+  }
+}
+
+/* ---- unit: the indexer of each layer on the reference's inputs ---- */
+
+static void
+test_indexer_layers (void)
+{
+  g_autofree char *dir = dsocr_test_fixture ("tiny-v32");
+  dsocr_safetensors *g = golden_open ("tiny-v32", "golden.safetensors");
+  GError *err = NULL;
+  dsocr_config *cfg = dsocr_config_load (dir, &err);
+  dsocr_checkpoint *ckpt;
+  GPtrArray *owned = g_ptr_array_new_with_free_func ((GDestroyNotify) dsocr_tensor_free);
+  const dsocr_text_config *t;
+  dsocr_indexer_weights *w;
+  dsocr_indexer *ix;
+  dsocr_kv_cache cache;
+  const dsocr_indexer_outputs *o;
+  int L, K, half;
+  g_autofree int32_t *pos = NULL;
+  g_autofree float *inv_freq = NULL, *cos_tab = NULL, *sin_tab = NULL;
+
+  g_assert_no_error (err);
+  ckpt = dsocr_checkpoint_open (dir, &err);
+  g_assert_no_error (err);
+  t = &cfg->text;
+  g_assert_true (t->use_sparse_attention);
+  g_assert_cmpint (t->index_topk, ==, 6);
+  L = (int) golden (g, "input_ids")->shape[1];
+  K = MIN (t->index_topk, L);
+
+  /* RoPE tables as the decoder builds them: yarn frequencies of qk_rope_head_dim */
+  half = t->qk_rope_head_dim / 2;
+  inv_freq = g_new (float, half);
+  {
+    const dsocr_rope_config *r = &t->rope;
+    dsk_rope_yarn yarn = { (float) r->factor, (size_t) r->original_max_position_embeddings,
+                           (float) r->beta_fast, (float) r->beta_slow, (float) r->mscale,
+                           (float) r->mscale_all_dim };
+    g_assert_cmpint (dsk_rope_inv_freq_cpu (inv_freq, t->qk_rope_head_dim, (float) r->theta, &yarn),
+                     ==, DSK_OK);
+    cos_tab = g_new (float, 64 * half);
+    sin_tab = g_new (float, 64 * half);
+    dsk_rope_tables_cpu (cos_tab, sin_tab, inv_freq, t->qk_rope_head_dim, 64,
+                         (float) r->attention_factor);
+  }
+  pos = g_new (int32_t, L);
+  for (int i = 0; i < L; i++)
+    pos[i] = i;
+
+  w = g_new0 (dsocr_indexer_weights, t->num_hidden_layers);
+  for (int l = 0; l < t->num_hidden_layers; l++) {
+    dsocr_indexer_weights_load (&w[l], ckpt, cfg, l, owned, &err);
+    g_assert_no_error (err);
+  }
+  ix = dsocr_indexer_new (cfg, 1);
+  g_assert_nonnull (ix);
+  dsocr_indexer_set_flags (ix, DSOCR_INDEXER_SCORES | DSOCR_INDEXER_TOPK, &err);
+  g_assert_no_error (err);
+  dsocr_kv_cache_init (&cache, t->num_hidden_layers, 1, 64, 1, t->index_head_dim);
+  dsocr_kv_cache_reserve (&cache, L, &err);
+  g_assert_no_error (err);
+  for (int l = 0; l < t->num_hidden_layers; l++) {
+    g_autofree char *xn = g_strdup_printf ("indexer.%d.x", l);
+    g_autofree char *qr = g_strdup_printf ("indexer.%d.q_resid", l);
+    /* a one-dim stand-in for the MLA attention: only the indexer's outputs are checked here */
+    dsk_attention_params p = { .n_q = (size_t) L, .n_kv = (size_t) L, .n_heads = 1,
+                               .n_kv_heads = 1, .d_qk = 1, .d_v = 1, .scale = 1.0f, .causal = 1 };
+    g_autofree float *out = g_new (float, L);
+
+    dsocr_indexer_prepare (ix, &w[l], l, &cache, 1, L, golden_f32 (g, xn), golden_f32 (g, qr), pos,
+                           cos_tab, sin_tab, 64, &err);
+    g_assert_no_error (err);
+    {
+      g_autofree float *q1 = g_new0 (float, L), *k1 = g_new0 (float, L), *v1 = g_new0 (float, L);
+      dsocr_indexer_attention (ix, 0, out, q1, k1, v1, &p, &err);
+      g_assert_no_error (err);
+    }
+  }
+  o = dsocr_indexer_get_outputs (ix);
+  g_assert_nonnull (o);
+  g_assert_null (dsocr_indexer_outputs_get_kl_target (o, 0, NULL));
+  for (int l = 0; l < t->num_hidden_layers; l++) {
+    g_autofree char *sn = g_strdup_printf ("indexer.%d.scores", l);
+    g_autofree char *kn = g_strdup_printf ("indexer.%d.topk", l);
+    g_autofree int32_t *want = golden_i32 (g, kn, NULL);
+    int64_t shape[3];
+    const float *scores = dsocr_indexer_outputs_get_scores (o, l, shape);
+    const int32_t *topk = dsocr_indexer_outputs_get_topk (o, l, NULL);
+
+    g_assert_cmpint (shape[0], ==, 1);
+    g_assert_cmpint (shape[1], ==, L);
+    g_assert_cmpint (shape[2], ==, L);
+    assert_scores_close (scores, golden_f32 (g, sn), (gsize) L * L, sn);
+    assert_topk_sets (topk, want, L, K, kn);
+  }
+  dsocr_kv_cache_clear (&cache);
+  dsocr_indexer_free (ix);
+  g_free (w);
+  g_ptr_array_unref (owned);
+  dsocr_checkpoint_unref (ckpt);
+  dsocr_config_free (cfg);
+  dsocr_safetensors_unref (g);
+}
+
+/* ---- unit: the KL loss on the reference's own arrays ---- */
+
+static void
+test_kl_loss_arrays (void)
+{
+  static const char *const files[] = { "golden.safetensors", "golden-dense-topk.safetensors" };
+
+  for (gsize f = 0; f < G_N_ELEMENTS (files); f++) {
+    dsocr_safetensors *g = golden_open ("tiny-v32", files[f]);
+    const float *scores[3], *targets[3];
+    gsize L = (gsize) golden (g, "input_ids")->shape[1];
+    double loss;
+    float want = *golden_f32 (g, "indexer_kl_loss");
+
+    for (int l = 0; l < 3; l++) {
+      g_autofree char *sn = g_strdup_printf ("indexer.%d.scores", l);
+      g_autofree char *tn = g_strdup_printf ("indexer.%d.kl_target", l);
+      scores[l] = golden_f32 (g, sn);
+      targets[l] = golden_f32 (g, tn);
+    }
+    loss = dsocr_indexer_compute_kl_loss (scores, targets, 3, L, L);
+    g_test_message ("%s: KL loss %.7g (reference %.7g)", files[f], loss, want);
+    g_assert_cmpfloat (fabs (loss - want), <=, 1e-5 * fabs (want));
+    dsocr_safetensors_unref (g);
+  }
+}
+
+/* ---- unit: FP8 block dequantisation ---- */
+
+static void
+test_fp8_dequantize (void)
+{
+  g_autofree char *dir = dsocr_test_fixture ("tiny-v32-fp8");
+  dsocr_safetensors *g = golden_open ("tiny-v32-fp8", "golden.safetensors");
+  GError *err = NULL;
+  dsocr_config *cfg = dsocr_config_load (dir, &err);
+  dsocr_checkpoint *ckpt;
+  GPtrArray *owned = g_ptr_array_new_with_free_func ((GDestroyNotify) dsocr_tensor_free);
+  static const char *const names[] = { "model.layers.1.self_attn.indexer.wq_b.weight",
+                                       "model.layers.0.self_attn.kv_a_proj_with_mqa.weight" };
+
+  g_assert_no_error (err);
+  g_assert_cmpint (cfg->quant.method, ==, DSOCR_QUANT_FP8);
+  ckpt = dsocr_checkpoint_open (dir, &err);
+  g_assert_no_error (err);
+
+  /* checkpoint tensors: ue8m0 scales, so the result is exact in BF16 */
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++) {
+    g_autofree char *gname = g_strconcat ("dequantized.", names[i], NULL);
+    const dsocr_tensor *w = dsocr_checkpoint_lookup (ckpt, names[i]);
+    const dsocr_tensor *d;
+    g_autofree float *got = NULL;
+
+    g_assert_nonnull (w);
+    g_assert_cmpint (w->dtype, ==, DSOCR_DTYPE_F8_E4M3);
+    d = dsocr_fp8_weight (ckpt, cfg, w, owned, &err);
+    g_assert_no_error (err);
+    g_assert_cmpint (d->dtype, ==, DSOCR_DTYPE_BF16);
+    got = g_new (float, numel (d));
+    dsocr_tensor_to_f32 (d, got, &err);
+    g_assert_no_error (err);
+    dsocr_test_assert_close (got, golden_f32 (g, gname), numel (d), 0.0, gname);
+  }
+  /* arbitrary scales: not representable in BF16, kept in F32, still exact */
+  {
+    const dsocr_tensor *w = golden (g, "synthetic.weight");
+    const dsocr_tensor *s = golden (g, "synthetic.weight_scale_inv");
+    dsocr_tensor *d = dsocr_fp8_dequantize (w, s, cfg->quant.weight_block_size[0],
+                                            cfg->quant.weight_block_size[1], &err);
+    g_assert_no_error (err);
+    g_assert_cmpint (d->dtype, ==, DSOCR_DTYPE_F32);
+    dsocr_test_assert_close ((const float *) d->data, golden_f32 (g, "synthetic.dequantized"),
+                             numel (d), 0.0, "synthetic.dequantized");
+    dsocr_tensor_free (d);
+    /* a scale grid of the wrong shape is refused, naming the tensor */
+    d = dsocr_fp8_dequantize (w, s, cfg->quant.weight_block_size[0], 16, &err);
+    g_assert_null (d);
+    g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_SHAPE);
+    g_assert_nonnull (strstr (err->message, "synthetic.weight"));
+    g_clear_error (&err);
+  }
+  /* an FP8 tensor without a quantization_config is refused */
+  {
+    dsocr_config *plain = dsocr_config_load (dir, &err);
+    g_assert_no_error (err);
+    plain->quant.method = DSOCR_QUANT_NONE;
+    g_assert_null (dsocr_fp8_weight (ckpt, plain, dsocr_checkpoint_lookup (ckpt, names[0]), owned,
+                                     &err));
+    g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_UNSUPPORTED);
+    g_clear_error (&err);
+    dsocr_config_free (plain);
+  }
+  g_ptr_array_unref (owned);
+  dsocr_checkpoint_unref (ckpt);
+  dsocr_config_free (cfg);
+  dsocr_safetensors_unref (g);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/dsa/topk-rules", test_topk_rules);
+  g_test_add_func ("/dsa/indexer-layers", test_indexer_layers);
+  g_test_add_func ("/dsa/kl-loss-arrays", test_kl_loss_arrays);
+  g_test_add_func ("/dsa/fp8-dequantize", test_fp8_dequantize);
+  return g_test_run ();
+}
