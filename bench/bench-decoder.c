@@ -5,8 +5,8 @@
  *
  * Times a prefill of P tokens (logits of the last one) and N single-token decode steps through
  * the KV cache (teacher-forced ids, logits + argmax each step), R times, and prints the medians
- * and the best runs as tokens per second, with the load time and the peak resident memory (VmHWM: the mapped
- * weight pages touched count too). The ids follow bench_id(), shared with
+ * and the best runs as tokens per second, with the load time and the peak resident memory
+ * (VmHWM: the mapped weight pages touched count too). The ids follow bench_id(), shared with
  * bench/bench_decoder_hf.py so transformers does exactly the same work. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +80,8 @@ main (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error) || !model_dir || prompt_len < 1 ||
       new_tokens < 1 || threads < 1 || reps < 1) {
-    g_printerr ("bench-decoder: %s\n", error ? error->message : "need --model DIR and positive sizes");
+    g_printerr ("bench-decoder: %s\n",
+                error ? error->message : "need --model DIR and positive sizes");
     return 2;
   }
 

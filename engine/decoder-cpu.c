@@ -440,13 +440,13 @@ static const kernels kernels_avx2 = {
 };
 #endif
 
-static gboolean force_generic;
+static dsocr_mm_kernels forced = DSOCR_MM_KERNELS_AUTO;
 static int pack_min = 16;
 
 void
-dsocr_mm_force_generic (gboolean on)
+dsocr_mm_force_kernels (dsocr_mm_kernels which)
 {
-  force_generic = on;
+  forced = which;
 }
 
 void
@@ -458,11 +458,12 @@ dsocr_mm_set_pack_min (int n)
 static const kernels *
 pick_kernels (void)
 {
-  if (force_generic)
+  if (forced == DSOCR_MM_KERNELS_GENERIC)
     return &kernels_generic;
 #ifdef HAVE_X86_KERNELS
   __builtin_cpu_init ();
-  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("fma"))
+  if (forced == DSOCR_MM_KERNELS_AUTO && __builtin_cpu_supports ("avx512f") &&
+      __builtin_cpu_supports ("fma"))
     return &kernels_avx512;
   if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma") &&
       __builtin_cpu_supports ("f16c"))
@@ -777,7 +778,8 @@ experts_gate_up_item (void *ctx, int item, int thread)
 
   if (st->npad) {
     /* gate and up as [nr][npad], then silu(g) * u straight into the packed hidden rows */
-    float *g = scr, *u = scr + (size_t) ROW_BLOCK * st->npad, *wbuf = u + (size_t) ROW_BLOCK * st->npad;
+    float *g = scr, *u = scr + (size_t) ROW_BLOCK * st->npad;
+    float *wbuf = u + (size_t) ROW_BLOCK * st->npad;
     float *hp = st->hp + (size_t) r0 * st->npad;
     rows_packed (c->mm->k, st->xp, st->npad, st->npad, &j->gate, r0, nr, g, (size_t) st->npad, 1,
                  wbuf);
@@ -793,7 +795,8 @@ experts_gate_up_item (void *ctx, int item, int thread)
     for (int i = 0; i < j->n; i++)
       for (int r = 0; r < nr; r++) {
         const float a = g[(size_t) i * ROW_BLOCK + r];
-        st->hp[(size_t) i * inter + r0 + r] = a / (1.0f + expf (-a)) * u[(size_t) i * ROW_BLOCK + r];
+        const float b = u[(size_t) i * ROW_BLOCK + r];
+        st->hp[(size_t) i * inter + r0 + r] = a / (1.0f + expf (-a)) * b;
       }
   }
 }

@@ -77,10 +77,15 @@ typedef struct {
 gboolean dsocr_mm_experts (dsocr_mm *mm, const dsocr_expert_job *jobs, int n_jobs, const float *x,
                            size_t H, float *out, GError **error);
 
-/* Test hooks, not thread-safe: kernels picked by dsocr_mm_new() after the call use plain C
- * (@on TRUE); products of at least @n tokens take the packed kernel where there is one (0:
- * back to the default, 16). */
-void dsocr_mm_force_generic (gboolean on);
+/* Test hooks, not thread-safe: dsocr_mm_new() after the call picks at most the kernels named
+ * (AVX2 still needs the CPU to have it); products of at least @n tokens take the packed kernel
+ * where there is one (0: back to the default, 16). */
+typedef enum {
+  DSOCR_MM_KERNELS_AUTO = 0,
+  DSOCR_MM_KERNELS_AVX2,
+  DSOCR_MM_KERNELS_GENERIC,
+} dsocr_mm_kernels;
+void dsocr_mm_force_kernels (dsocr_mm_kernels which);
 void dsocr_mm_set_pack_min (int n);
 /* Test hook, not thread-safe: runs cheaper than @flops stay on the caller (negative: back to
  * the default, 2 MFLOP); 0 spreads every run over the pool. */

@@ -173,18 +173,6 @@ dsocr_decoder_state_free (dsocr_decoder_state *s)
   g_free (s);
 }
 
-void
-dsocr_decoder_force_generic (gboolean on)
-{
-  dsocr_mm_force_generic (on);
-}
-
-void
-dsocr_decoder_set_pack_min (int n)
-{
-  dsocr_mm_set_pack_min (n);
-}
-
 /* Makes the cos/sin tables cover positions [0, max_pos]. */
 static gboolean
 ensure_rope (dsocr_decoder_state *s, int32_t max_pos, GError **error)
@@ -297,7 +285,8 @@ attention_mha (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
     .k_is_cache_k = TRUE, .v_is_cache_k = FALSE,
   };
 
-  if (!project (s, q, s->xn.data, &ly->q, T, error) || !project (s, k, s->xn.data, &ly->k, T, error) ||
+  if (!project (s, q, s->xn.data, &ly->q, T, error) ||
+      !project (s, k, s->xn.data, &ly->k, T, error) ||
       !project (s, v, s->xn.data, &ly->v, T, error))
     return FALSE;
   dsk_rope_f32_cpu (q, T, nh, nh * hd, hd, 0, hd, positions, s->cos_tab, s->sin_tab, s->n_pos,
@@ -731,10 +720,10 @@ emit (dsocr_tensor_callback callback, gpointer user_data, const char *name, int 
   callback (&t, layer, user_data);
 }
 
-gboolean
-dsocr_decoder_forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq, int n_tokens,
-                       float *x, const int32_t *positions, float *out,
-                       dsocr_tensor_callback callback, gpointer user_data, GError **error)
+static gboolean
+forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq, int n_tokens, float *x,
+         const int32_t *positions, float *out, dsocr_tensor_callback callback,
+         gpointer user_data, GError **error)
 {
   const dsocr_model *m = s->model;
   const dsocr_text_config *t = &m->config->text;
@@ -742,10 +731,6 @@ dsocr_decoder_forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq,
   size_t q_w, att_w;
   int32_t max_pos = 0;
 
-#ifdef _OPENMP
-  /* dsk's element-wise ops stay on this thread; the pool runs everything heavy */
-  omp_set_num_threads (1);
-#endif
   for (size_t i = 0; i < T; i++)
     max_pos = MAX (max_pos, positions[i]);
   if (!ensure_rope (s, max_pos, error))
@@ -798,6 +783,25 @@ dsocr_decoder_forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq,
   rmsnorm (out, x, m->norm, T, H, H, t->rms_norm_eps);
   emit (callback, user_data, "final_norm", -1, out, n_seq, n_tokens, (int) H);
   return TRUE;
+}
+
+gboolean
+dsocr_decoder_forward (dsocr_decoder_state *s, dsocr_kv_cache *cache, int n_seq, int n_tokens,
+                       float *x, const int32_t *positions, float *out,
+                       dsocr_tensor_callback callback, gpointer user_data, GError **error)
+{
+  gboolean ok;
+#ifdef _OPENMP
+  /* dsk's element-wise ops stay on this thread (the pool runs everything heavy); the caller's
+   * own OpenMP setting is given back afterwards */
+  const int saved = omp_get_max_threads ();
+  omp_set_num_threads (1);
+#endif
+  ok = forward (s, cache, n_seq, n_tokens, x, positions, out, callback, user_data, error);
+#ifdef _OPENMP
+  omp_set_num_threads (saved);
+#endif
+  return ok;
 }
 
 gboolean

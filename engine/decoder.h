@@ -83,12 +83,6 @@ gboolean dsocr_decoder_forward (dsocr_decoder_state *state, dsocr_kv_cache *cach
                                 dsocr_tensor_callback callback, gpointer user_data,
                                 GError **error);
 
-/* Test hooks (decoder-cpu.h): sessions created after a call with @on TRUE run their matrix
- * products with the plain C kernels; products of at least @n tokens use the packed kernel
- * where the CPU has one (0: the default). Not thread-safe; not for applications. */
-void dsocr_decoder_force_generic (gboolean on);
-void dsocr_decoder_set_pack_min (int n);
-
 /* logits [n, n_vocab] = h [n, n_embd] lm_head^T. FALSE only when scratch cannot be had. */
 gboolean dsocr_decoder_lm_head (dsocr_decoder_state *state, const float *h, int n, float *logits,
                                 GError **error);

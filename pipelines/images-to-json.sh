@@ -4,6 +4,8 @@
 #   pipelines/images-to-json.sh [options] FOLDER | IMAGE...
 # The images are linked as 000000.png, 000001.png, ... into a temporary folder that
 # multifilesrc reads; one pipeline decodes one kind, so PNG and JPEG cannot be mixed in a run.
+# videoconvert only converts what dsocrpreprocess does not read itself (RGB, RGBA, grey and
+# the others it takes are passed as decoded, as the reference reads them).
 # Run from a source tree, it uses the plugin of the build directory ($DSOCR_BUILD_DIR, else
 # build/); otherwise the installed plugin. See pipelines/README.md.
 set -euo pipefail
@@ -63,7 +65,7 @@ images=()
 if [ ${#inputs[@]} -eq 1 ] && [ -d "${inputs[0]}" ]; then
   while IFS= read -r -d '' f; do
     images+=("$f")
-  done < <(find "${inputs[0]}" -maxdepth 1 -type f \
+  done < <(find -L "${inputs[0]}" -maxdepth 1 -type f \
              \( -iname '*.png' -o -iname '*.jpg' -o -iname '*.jpeg' \) -print0 | LC_ALL=C sort -z)
   [ ${#images[@]} -gt 0 ] || die "no PNG or JPEG image in ${inputs[0]}"
 else
@@ -113,7 +115,7 @@ fi
 
 ${print:+print_command} gst-launch-1.0 -q -e \
   multifilesrc location="$list/%06d.$ext" index=0 caps="$caps,framerate=1/1" ! "$decoder" ! \
-  videoconvert ! video/x-raw,format=RGB ! \
+  videoconvert ! \
   dsocrpreprocess mode="$mode" ! \
   dsocrencode model-location="$model" ! \
   dsocrdecode model-location="$model" max-new-tokens="$max_new_tokens" ! \

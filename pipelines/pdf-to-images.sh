@@ -14,12 +14,14 @@ print=
 die() { echo "$prog: $*" >&2; exit 1; }
 print_command() { printf '%q ' "$@"; echo; }
 
-if [ "${1:-}" = --print ]; then
-  print=1
-  shift
-fi
+usage() { echo "usage: $prog [--print] document.pdf [output-dir] [dpi]"; }
+
+case ${1:-} in
+  -h|--help) usage; exit 0 ;;
+  --print) print=1; shift ;;
+esac
 if [ $# -lt 1 ] || [ $# -gt 3 ] || [ "${1:0:1}" = - ]; then
-  echo "usage: $prog [--print] document.pdf [output-dir] [dpi]" >&2
+  usage >&2
   exit 2
 fi
 pdf=$1

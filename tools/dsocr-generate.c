@@ -156,12 +156,13 @@ main (int argc, char **argv)
   model = dsocr_model_load (model_dir, &error);
   if (!model)
     goto out;
-  session = dsocr_session_new (model, &(dsocr_session_params) {
-                                 .n_seq_max = 1,
-                                 .n_ctx = MAX ((int) ids->len + max_new,
-                                               dsocr_model_get_config (model)->text.max_position_embeddings),
-                                 .n_threads = threads },
-                               &error);
+  {
+    const int n_ctx = MAX ((int) ids->len + max_new,
+                           dsocr_model_get_config (model)->text.max_position_embeddings);
+    session = dsocr_session_new (model, &(dsocr_session_params) {
+                                   .n_seq_max = 1, .n_ctx = n_ctx, .n_threads = threads },
+                                 &error);
+  }
   if (!session)
     goto out;
 

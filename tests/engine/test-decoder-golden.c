@@ -562,9 +562,10 @@ test_weight_dtypes (void)
   fixture_close (&fx);
 }
 
-/* The plain C expert kernel (used where AVX2 is missing) gives the same logits. */
+/* The AVX2 and the plain C kernels (used where AVX-512 / AVX2 are missing) give the same
+ * logits. */
 static void
-test_generic_kernel (gconstpointer data)
+test_other_kernels (gconstpointer data)
 {
   fixture fx;
   GError *err = NULL;
@@ -578,14 +579,17 @@ test_generic_kernel (gconstpointer data)
   V = dsocr_model_get_n_vocab (fx.model);
   ids = golden_i32 (&fx, "input_ids", &L);
   logits = g_new (float, L * V);
-  dsocr_decoder_force_generic (TRUE);
-  s = session_new (&fx, 1, DSOCR_MLA_AUTO);
-  dsocr_decoder_force_generic (FALSE);
-  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
-                         DSOCR_LOGITS_ALL, logits, &err);
-  g_assert_no_error (err);
-  dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL, "generic kernel");
-  dsocr_session_free (s);
+  for (int which = DSOCR_MM_KERNELS_AVX2; which <= DSOCR_MM_KERNELS_GENERIC; which++) {
+    dsocr_mm_force_kernels ((dsocr_mm_kernels) which);
+    s = session_new (&fx, 1, DSOCR_MLA_AUTO);
+    dsocr_mm_force_kernels (DSOCR_MM_KERNELS_AUTO);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                           DSOCR_LOGITS_ALL, logits, &err);
+    g_assert_no_error (err);
+    dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL,
+                             which == DSOCR_MM_KERNELS_AVX2 ? "AVX2 kernels" : "plain C kernels");
+    dsocr_session_free (s);
+  }
   fixture_close (&fx);
 }
 
@@ -606,14 +610,14 @@ test_packed_kernel (gconstpointer data)
   V = dsocr_model_get_n_vocab (fx.model);
   ids = golden_i32 (&fx, "input_ids", &L);
   logits = g_new (float, L * V);
-  dsocr_decoder_set_pack_min (1);
+  dsocr_mm_set_pack_min (1);
   s = session_new (&fx, 1, DSOCR_MLA_AUTO);
   dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
                          DSOCR_LOGITS_ALL, logits, &err);
   g_assert_no_error (err);
   dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL, "packed kernel");
   run_greedy (&fx, DSOCR_MLA_AUTO, 0, "greedy_tokens", TRUE);
-  dsocr_decoder_set_pack_min (0);
+  dsocr_mm_set_pack_min (0);
   dsocr_session_free (s);
   fixture_close (&fx);
 }
@@ -642,7 +646,7 @@ test_threads (gconstpointer data)
     gsize n_want;
     g_autofree int32_t *want = golden_i32 (&fx, "greedy_tokens", &n_want);
 
-    dsocr_decoder_set_pack_min (pass == 0 ? 1000 : 1);
+    dsocr_mm_set_pack_min (pass == 0 ? 1000 : 1);
     s = dsocr_session_new (fx.model, &(dsocr_session_params) { .n_threads = 3 }, &err);
     g_assert_no_error (err);
     dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
@@ -659,7 +663,7 @@ test_threads (gconstpointer data)
     dsocr_generate_result_free (r);
     dsocr_session_free (s);
   }
-  dsocr_decoder_set_pack_min (0);
+  dsocr_mm_set_pack_min (0);
   dsocr_pool_set_parallel_min (-1.0);
   fixture_close (&fx);
 }
@@ -754,8 +758,8 @@ main (int argc, char **argv)
   }
   g_test_add_data_func ("/decoder/tiny-ocr-decoder/batch", "tiny-ocr-decoder", test_batch);
   g_test_add_func ("/decoder/tiny-ocr-decoder/weight-dtypes", test_weight_dtypes);
-  g_test_add_data_func ("/decoder/tiny-v3-noaux/generic-kernel", "tiny-v3-noaux",
-                        test_generic_kernel);
+  g_test_add_data_func ("/decoder/tiny-v3-noaux/other-kernels", "tiny-v3-noaux",
+                        test_other_kernels);
   g_test_add_func ("/decoder/errors", test_errors);
   return g_test_run ();
 }

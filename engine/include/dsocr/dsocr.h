@@ -22,5 +22,9 @@
 #include <dsocr/dsocr-tokenizer.h>
 #include <dsocr/dsocr-ocr.h>
 #include <dsocr/dsocr-indexer.h>
+#include <dsocr/dsocr-model.h>
+#include <dsocr/dsocr-session.h>
+#include <dsocr/dsocr-generate.h>
+#include <dsocr/dsocr-classify.h>
 
 #endif /* DSOCR_H */
