@@ -1,4 +1,7 @@
 /* decoder-cpu.c: thread pool and weight-dtype matrix products of the decoder (decoder-cpu.h). */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include "decoder-cpu.h"
 
 #include <math.h>
@@ -455,6 +458,17 @@ dsocr_mm_set_pack_min (int n)
   pack_min = n > 0 ? n : 16;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* clang 14's __builtin_cpu_supports does not know "f16c": ask cpuid (leaf 1, ECX bit 29). */
+static int
+cpu_has_f16c (void)
+{
+  unsigned a, b, c, d;
+  return __get_cpuid (1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
+
 static const kernels *
 pick_kernels (void)
 {
@@ -466,7 +480,7 @@ pick_kernels (void)
       __builtin_cpu_supports ("fma"))
     return &kernels_avx512;
   if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma") &&
-      __builtin_cpu_supports ("f16c"))
+      cpu_has_f16c ())
     return &kernels_avx2;
 #endif
   return &kernels_generic;

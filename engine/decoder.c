@@ -36,6 +36,7 @@ struct dsocr_decoder_state {
   dsocr_pool *pool;
   dsocr_mm *mm;
   dsocr_mla_form mla_form;
+  dsocr_indexer *indexer;    // DeepSeek-V3.2 sparse attention (indexer.c), NULL without
 
   float *cos_tab, *sin_tab;  // [n_pos, rope_dim / 2]
   size_t n_pos;
@@ -134,6 +135,7 @@ dsocr_decoder_state_new (const dsocr_model *model, int n_threads, dsocr_mla_form
   s->pool = dsocr_pool_new (MAX (n_threads, 1));
   s->mm = dsocr_mm_new (s->pool);
   s->mla_form = mla_form;
+  s->indexer = dsocr_indexer_new (model->config, s->pool, s->mm);
   s->exp_count = g_new0 (int, E + 1);
   s->exp_fill = g_new0 (int, E);
   s->bias_f32 = g_new0 (float, E);
@@ -155,6 +157,7 @@ dsocr_decoder_state_free (dsocr_decoder_state *s)
     for (gsize i = 0; i < G_N_ELEMENTS (bufs); i++)
       g_free (bufs[i]->data);
   }
+  dsocr_indexer_free (s->indexer);
   dsocr_mm_free (s->mm);
   dsocr_pool_free (s->pool);
   g_free (s->cos_tab);
@@ -171,6 +174,12 @@ dsocr_decoder_state_free (dsocr_decoder_state *s)
   g_free (s->group_score);
   g_free (s->kept);
   g_free (s);
+}
+
+dsocr_indexer *
+dsocr_decoder_get_indexer (dsocr_decoder_state *s)
+{
+  return s->indexer;
 }
 
 /* Makes the cos/sin tables cover positions [0, max_pos]. */
@@ -264,6 +273,47 @@ run_attention (dsocr_decoder_state *s, attn_run *c, int n_seq)
   const double S = (double) c->cache->n_past + c->n_tokens;
   const double flops = 2.0 * n_seq * c->n_tokens * S * c->n_heads * (double) (c->d_qk + c->d_v);
   dsocr_pool_run (s->pool, n_seq * c->n_heads, flops, attn_item, c);
+}
+
+/* DSA layers: the same attention with each query restricted to the keys the indexer picks
+ * (indexer.c), row by row; operand row i belongs to cache row @row0 + i. */
+static gboolean
+run_attention_sparse (dsocr_decoder_state *s, const attn_run *c, int n_seq, int row0,
+                      GError **error)
+{
+  const dsocr_kv_cache *cache = c->cache;
+
+  for (int i = 0; i < n_seq; i++) {
+    const size_t t0 = (size_t) i * c->n_tokens;
+    const float *kb = c->k ? c->k : c->k_is_cache_k ? dsocr_kv_cache_k (cache, c->layer, i)
+                                                    : dsocr_kv_cache_v (cache, c->layer, i);
+    const float *vb = c->v ? c->v : c->v_is_cache_k ? dsocr_kv_cache_k (cache, c->layer, i)
+                                                    : dsocr_kv_cache_v (cache, c->layer, i);
+    dsk_attention_params p = {
+      .n_q = (size_t) c->n_tokens,
+      .n_kv = (size_t) cache->n_past + c->n_tokens,
+      .n_heads = (size_t) c->n_heads,
+      .n_kv_heads = (size_t) (c->n_heads / c->kv_group),
+      .d_qk = c->d_qk,
+      .d_v = c->d_v,
+      .q_stride = c->q_stride,
+      .k_stride = c->k_stride,
+      .v_stride = c->v_stride,
+      .out_stride = c->out_stride,
+      .q_head_stride = c->q_head,
+      .k_head_stride = c->k_head,
+      .v_head_stride = c->v_head,
+      .out_head_stride = c->d_v,
+      .scale = c->scale,
+      .causal = 1,
+      .q_pos0 = (size_t) cache->n_past,
+      .key_valid = cache->mask[i],
+    };
+    if (!dsocr_indexer_attention (s->indexer, row0 + i, c->out + t0 * c->out_stride,
+                                  c->q + t0 * c->q_stride, kb, vb + c->v_off, &p, error))
+      return FALSE;
+  }
+  return TRUE;
 }
 
 /* MHA: q, k, v projections, rotate-half RoPE over the whole head, cache append, causal
@@ -400,6 +450,10 @@ attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
   for (int r = 0; r < n_seq; r++)
     memcpy (dsocr_kv_cache_k (cache, il, r) + (size_t) cache->n_past * cw,
             c + (size_t) r * n_tokens * cw, sizeof (float) * n_tokens * cw);
+  if (ly->indexer && !dsocr_indexer_prepare (s->indexer, ly->indexer, il, cache, n_seq, n_tokens,
+                                             s->xn.data, s->qa.data, positions, s->cos_tab,
+                                             s->sin_tab, s->n_pos, error))
+    return FALSE;
 
   switch (s->mla_form) {
   case DSOCR_MLA_EXPANDED:
@@ -446,7 +500,10 @@ attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
         dsocr_kv_cache one = *cache;
         one.mask = cache->mask + r;
         a.cache = &one;
-        run_attention (s, &a, 1);
+        if (!ly->indexer)
+          run_attention (s, &a, 1);
+        else if (!run_attention_sparse (s, &a, 1, r, error))
+          return FALSE;
       }
     }
     return project (s, out, s->att.data, &ly->o, T, error);
@@ -469,7 +526,10 @@ attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, dsocr_kv_c
     };
 
     dsocr_pool_run (s->pool, (int) nh, 2.0 * T * nh * nope * kvr, absorb_item, &ab);
-    run_attention (s, &a, n_seq);
+    if (!ly->indexer)
+      run_attention (s, &a, n_seq);
+    else if (!run_attention_sparse (s, &a, n_seq, 0, error))
+      return FALSE;
     for (size_t h = 0; h < nh; h++) {
       const dsocr_mat wvb = {
         .data = (const char *) wkvb->data + (h * (nope + vd) + nope) * kvr * esize,

@@ -17,6 +17,7 @@
 #include "dsocr/dsocr-model.h"
 #include "dsocr/dsocr-session.h"
 #include "dsocr/dsocr-tensor.h"
+#include "indexer.h"
 #include "kv-cache.h"
 
 G_BEGIN_DECLS
@@ -40,6 +41,7 @@ typedef struct {
   dsocr_linear q_a, q_b, kv_a, kv_b;
   const dsocr_tensor *q_a_norm;    /* [q_lora_rank] */
   const dsocr_tensor *kv_a_norm;   /* [kv_lora_rank] */
+  dsocr_indexer_weights *indexer;  /* DeepSeek-V3.2 sparse attention (owned), NULL without */
 
   gboolean is_moe;
   dsocr_linear gate, up, down;     /* dense SwiGLU: [inter, n_embd] x2, [n_embd, inter] */
@@ -62,6 +64,7 @@ struct dsocr_model {
   int n_layers;
   float *rope_inv_freq;            /* [rope_dim / 2] */
   float rope_scale;                /* cos/sin multiplier (yarn attention_factor, else 1) */
+  GPtrArray *owned;                /* dsocr_tensor: FP8 weights dequantised at load (fp8.c) */
 };
 
 /* Scratch memory and state of one session's forward passes (decoder.c). */
@@ -70,6 +73,8 @@ typedef struct dsocr_decoder_state dsocr_decoder_state;
 dsocr_decoder_state *dsocr_decoder_state_new (const dsocr_model *model, int n_threads,
                                               dsocr_mla_form mla_form);
 void dsocr_decoder_state_free (dsocr_decoder_state *state);
+/* The state's DSA indexer (indexer.h), NULL when the model has none. (transfer none) */
+dsocr_indexer *dsocr_decoder_get_indexer (dsocr_decoder_state *state);
 
 /* Runs every layer and the final norm.
  * @x: [n_seq, n_tokens, n_embd] input embeddings; overwritten (the residual stream).

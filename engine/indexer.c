@@ -14,7 +14,9 @@
  * precision optimisation; both are left out, as transformers does.
  *
  * Work is done per row in chunks of CHUNK queries so that the scratch (scores, bias) is
- * [CHUNK, n_kv] whatever the prompt length.
+ * [CHUNK, n_kv] whatever the prompt length. Products go through the session's dsocr_mm and the
+ * per-query / per-head loops are items of its thread pool (decoder-cpu.h), like the rest of the
+ * decoder.
  */
 #include "indexer.h"
 
@@ -22,10 +24,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include "decoder-cpu.h"
 #include "dsocr/dsocr-error.h"
 
 #define CHUNK 64          /* queries scored and attended at once */
@@ -50,6 +50,8 @@ typedef struct {
 
 struct dsocr_indexer {
   int n_layers, hidden, q_lora, n_heads, head_dim, rope_dim, index_topk;
+  dsocr_pool *pool;  /* borrowed */
+  dsocr_mm *mm;      /* borrowed */
   int n_threads;
   guint flags;
   dsocr_indexer_outputs out;
@@ -70,7 +72,11 @@ struct dsocr_indexer {
   buffer scores;  // [CHUNK, n_kv]
   buffer bias;    // [CHUNK, n_kv] 0 / -inf
   buffer work;    // [DOT_ROWS (at least n_heads), KEY_BLOCK]
-  int32_t *sel;   // [CHUNK, index_topk]
+  buffer gather;  // [index_topk, k row] + [index_topk, v row] keys of one decode step
+  buffer kl;      // [n_threads, n_kv] one query's logits of one head, per thread
+  double *kl_acc; // [n_threads, n_kv] one query's probabilities summed over heads, per thread
+  gsize kl_acc_cap;
+  int32_t *sel;   // [CHUNK, index_topk] picks (a decode step sorts a copy in row 1)
   gsize sel_cap;
 };
 
@@ -153,7 +159,7 @@ dsocr_indexer_weights_load (dsocr_indexer_weights *w, dsocr_checkpoint *ckpt,
 /* ---- runtime ---- */
 
 dsocr_indexer *
-dsocr_indexer_new (const dsocr_config *cfg, int n_threads)
+dsocr_indexer_new (const dsocr_config *cfg, dsocr_pool *pool, dsocr_mm *mm)
 {
   const dsocr_text_config *t = &cfg->text;
   dsocr_indexer *ix;
@@ -168,7 +174,9 @@ dsocr_indexer_new (const dsocr_config *cfg, int n_threads)
   ix->head_dim = t->index_head_dim;
   ix->rope_dim = t->qk_rope_head_dim;
   ix->index_topk = t->index_topk;
-  ix->n_threads = n_threads > 0 ? n_threads : 1;
+  ix->pool = pool;
+  ix->mm = mm;
+  ix->n_threads = dsocr_pool_n_threads (pool);
   ix->out.n_layers = ix->n_layers;
   ix->out.scores = g_new0 (float *, ix->n_layers);
   ix->out.topk = g_new0 (int32_t *, ix->n_layers);
@@ -195,6 +203,9 @@ dsocr_indexer_free (dsocr_indexer *ix)
   g_free (ix->scores.data);
   g_free (ix->bias.data);
   g_free (ix->work.data);
+  g_free (ix->gather.data);
+  g_free (ix->kl.data);
+  g_free (ix->kl_acc);
   g_free (ix->sel);
   g_free (ix);
 }
@@ -284,6 +295,18 @@ begin_record (dsocr_indexer *ix, int n_seq, int n_tokens, int n_kv, GError **err
   return TRUE;
 }
 
+/* y [n, w->rows] = x [n, w->cols] W^T for an f32 or checkpoint-dtype weight tensor. */
+static gboolean
+linear (dsocr_indexer *ix, float *y, const float *x, size_t n, const dsocr_tensor *w,
+        GError **error)
+{
+  const dsocr_mat m = {
+    .data = w->data, .dtype = (dsk_dtype) w->dtype, .rows = (int) w->shape[0],
+    .cols = (int) w->shape[1], .ld = (size_t) w->shape[1],
+  };
+  return dsocr_mm_linear (ix->mm, y, (size_t) m.rows, x, (size_t) m.cols, n, &m, error);
+}
+
 gboolean
 dsocr_indexer_prepare (dsocr_indexer *ix, const dsocr_indexer_weights *w, int layer,
                        const dsocr_kv_cache *cache, int n_seq, int n_tokens, const float *xn,
@@ -299,8 +322,8 @@ dsocr_indexer_prepare (dsocr_indexer *ix, const dsocr_indexer_weights *w, int la
   if (!ensure (&ix->keys, T * D, error))
     return FALSE;
   keys = ix->keys.data;
-  dsk_matmul_f32_cpu (keys, xn, w->wk->data, (dsk_dtype) w->wk->dtype, NULL, DSK_F32, T,
-                      (size_t) ix->hidden, D, NULL);
+  if (!linear (ix, keys, xn, T, w->wk, error))
+    return FALSE;
   dsk_layernorm_f32_cpu (keys, keys, w->k_norm_w->data, w->k_norm_b->data,
                          (dsk_dtype) w->k_norm_w->dtype, T, D, LN_EPS);
   dsk_rope_f32_cpu (keys, T, 1, D, D, 0, (size_t) ix->rope_dim, positions, cos_tab, sin_tab, n_pos,
@@ -325,42 +348,70 @@ dsocr_indexer_prepare (dsocr_indexer *ix, const dsocr_indexer_weights *w, int la
 
 /* ---- scoring and selection ---- */
 
-void
-dsocr_indexer_scores (float *scores, const float *q, const float *w, const float *keys,
-                      const uint8_t *visible, size_t n_q, size_t n_kv, size_t n_heads,
-                      size_t head_dim, float *work)
+/* I(t, s) = sum_j w(t, j) ReLU(dots[(t, j), s]) for one block of queries and keys. */
+typedef struct {
+  const float *dots;   /* [ni * n_heads, KEY_BLOCK] */
+  const float *w;      /* [ni, n_heads] */
+  const uint8_t *vis;  /* [ni, n_kv] at the block's first key */
+  float *scores;       /* [ni, n_kv] at the block's first key */
+  size_t n_kv, ns, n_heads;
+} relu_sum_run;
+
+static void
+relu_sum_item (void *ctx, int i, int thread)
 {
-  /* work: [DOT_ROWS rounded down to whole queries (at least one), KEY_BLOCK] */
-  const size_t qb = MAX ((size_t) 1, DOT_ROWS / n_heads);
+  const relu_sum_run *c = ctx;
+  const float *wi = c->w + (size_t) i * c->n_heads;
+  const uint8_t *vis = c->vis + (size_t) i * c->n_kv;
+  float *row = c->scores + (size_t) i * c->n_kv;
+
+  for (size_t s = 0; s < c->ns; s++) {
+    float acc = 0.0f;
+    if (!vis[s]) {
+      row[s] = -INFINITY;
+      continue;
+    }
+    for (size_t j = 0; j < c->n_heads; j++) {
+      const float d = c->dots[((size_t) i * c->n_heads + j) * KEY_BLOCK + s];
+      acc += wi[j] * (d > 0.0f ? d : 0.0f);
+    }
+    row[s] = acc;
+  }
+}
+
+/* scores [n_q, n_kv] of @q [n_q, n_heads, head_dim] (rotated) with head weights @w
+ * [n_q, n_heads] against @keys [n_kv, head_dim]; -inf where @visible [n_q, n_kv] is 0. */
+static gboolean
+score_block (dsocr_indexer *ix, float *scores, const float *q, const float *w, const float *keys,
+             const uint8_t *visible, size_t n_q, size_t n_kv, GError **error)
+{
+  const size_t nH = (size_t) ix->n_heads, D = (size_t) ix->head_dim;
+  const size_t qb = MAX ((size_t) 1, DOT_ROWS / nH);
+  float *dots = ix->work.data;  // [qb * nH, KEY_BLOCK]
 
   for (size_t i0 = 0; i0 < n_q; i0 += qb) {
     const size_t ni = MIN (qb, n_q - i0);
     for (size_t s0 = 0; s0 < n_kv; s0 += KEY_BLOCK) {
       const size_t ns = MIN ((size_t) KEY_BLOCK, n_kv - s0);
+      const dsocr_mat km = { .data = keys + s0 * D, .dtype = DSK_F32, .rows = (int) ns,
+                             .cols = (int) D, .ld = D };
+      relu_sum_run c = { dots, w + i0 * nH, visible + i0 * n_kv + s0, scores + i0 * n_kv + s0,
+                         n_kv, ns, nH };
+
       /* dots[(i, j), s] = q(i, j) · k(s) */
-      dsk_matmul_f32_cpu (work, q + i0 * n_heads * head_dim, keys + s0 * head_dim, DSK_F32, NULL,
-                          DSK_F32, ni * n_heads, head_dim, ns,
-                          &(dsk_matmul_opts) { .ldy = KEY_BLOCK });
-#pragma omp parallel for schedule (static) if (ni * ns * n_heads >= 65536)
-      for (size_t i = 0; i < ni; i++) {
-        const float *wi = w + (i0 + i) * n_heads;
-        float *row = scores + (i0 + i) * n_kv + s0;
-        const uint8_t *vis = visible ? visible + (i0 + i) * n_kv + s0 : NULL;
-        for (size_t s = 0; s < ns; s++) {
-          float acc = 0.0f;
-          if (vis && !vis[s]) {
-            row[s] = -INFINITY;
-            continue;
-          }
-          for (size_t j = 0; j < n_heads; j++) {
-            const float d = work[(i * n_heads + j) * KEY_BLOCK + s];
-            acc += wi[j] * (d > 0.0f ? d : 0.0f);
-          }
-          row[s] = acc;
-        }
-      }
+      if (!dsocr_mm_linear (ix->mm, dots, KEY_BLOCK, q + i0 * nH * D, D, ni * nH, &km, error))
+        return FALSE;
+      dsocr_pool_run (ix->pool, (int) ni, 2.0 * ni * ns * nH, relu_sum_item, &c);
     }
   }
+  return TRUE;
+}
+
+static int
+compare_i32 (const void *a, const void *b)
+{
+  int32_t x = *(const int32_t *) a, y = *(const int32_t *) b;
+  return (x > y) - (x < y);
 }
 
 /* Whether (score a, index ia) ranks before (b, ib): higher score, then lower index. */
@@ -431,66 +482,136 @@ dsocr_indexer_topk (const float *scores, size_t n, int k, int32_t *idx)
   return m;
 }
 
-/* ---- the KL target: head-summed, L1-normalised attention probabilities ---- */
+/* ---- the attention of a chunk of queries, and its KL target ---- */
 
-/* dst [n_q, n_kv] for the attention @p (bias included) of @q over @k; one query row at a time,
- * never [heads, n_q, n_kv]. */
+/* One query head over the chunk (as the decoder's own attention items). */
+typedef struct {
+  const dsk_attention_params *p;  /* all heads; bias [n_q, bias_ld] shared by the heads */
+  float *out;
+  const float *q, *k, *v;
+} head_run;
+
 static void
-kl_target_rows (float *dst, const float *q, const float *k, const dsk_attention_params *p,
-                int n_threads)
+head_item (void *ctx, int h, int thread)
 {
+  const head_run *c = ctx;
+  const dsk_attention_params *p = c->p;
+  const size_t d_qk = p->d_qk, d_v = p->d_v;
+  const size_t group = p->n_heads / p->n_kv_heads, kvh = (size_t) h / group;
+  dsk_attention_params one = *p;
+
+  one.n_heads = 1;
+  one.n_kv_heads = 1;
+  one.q_stride = p->q_stride ? p->q_stride : p->n_heads * d_qk;
+  one.k_stride = p->k_stride ? p->k_stride : p->n_kv_heads * d_qk;
+  one.v_stride = p->v_stride ? p->v_stride : p->n_kv_heads * d_v;
+  one.out_stride = p->out_stride ? p->out_stride : p->n_heads * d_v;
+  one.q_head_stride = one.k_head_stride = one.v_head_stride = one.out_head_stride = 0;
+  dsk_attention_f32_cpu (c->out + (size_t) h * (p->out_head_stride ? p->out_head_stride : d_v),
+                         c->q + (size_t) h * (p->q_head_stride ? p->q_head_stride : d_qk),
+                         c->k + kvh * (p->k_head_stride ? p->k_head_stride : d_qk),
+                         c->v + kvh * (p->v_head_stride ? p->v_head_stride : d_v), &one);
+}
+
+/* One query's KL target row: the attention probabilities of every head (the same logits as
+ * the attention, bias included), summed, then L1-normalised: sum / (sum over keys + 1e-10). */
+typedef struct {
+  const dsk_attention_params *p;
+  const float *q, *k;
+  float *dst;        /* [n_q, n_kv] */
+  float *logits;     /* [n_threads, n_kv] */
+  double *acc;       /* [n_threads, n_kv] */
+} target_run;
+
+static void
+target_item (void *ctx, int t, int thread)
+{
+  const target_run *c = ctx;
+  const dsk_attention_params *p = c->p;
   const size_t nh = p->n_heads, nkv = p->n_kv_heads, d = p->d_qk, S = p->n_kv;
   const size_t qs = p->q_stride ? p->q_stride : nh * d, qhs = p->q_head_stride ? p->q_head_stride : d;
   const size_t ks = p->k_stride ? p->k_stride : nkv * d, khs = p->k_head_stride ? p->k_head_stride : d;
-  const size_t bias_ld = p->bias_ld ? p->bias_ld : S;
-  const size_t group = nh / nkv;
+  const size_t bias_ld = p->bias_ld ? p->bias_ld : S, group = nh / nkv;
+  const size_t end = p->causal ? MIN (S, p->q_pos0 + (size_t) t + 1) : S;
+  float *logit = c->logits + (size_t) thread * S;
+  double *acc = c->acc + (size_t) thread * S, total = 0.0;
+  float *dst = c->dst + (size_t) t * S;
 
-#pragma omp parallel num_threads (n_threads) if (p->n_q * S * nh * d >= 262144)
-  {
-    float *logit = g_new (float, S);
-    double *acc = g_new (double, S);
-
-#pragma omp for schedule (dynamic, 1)
-    for (size_t t = 0; t < p->n_q; t++) {
-      const size_t end = p->causal ? MIN (S, p->q_pos0 + t + 1) : S;
-      double total = 0.0;
-
-      memset (acc, 0, sizeof (double) * S);
-      for (size_t h = 0; h < nh; h++) {
-        const float *qh = q + t * qs + h * qhs;
-        const float *bias = p->bias ? p->bias + ((p->bias_heads == 1 ? 0 : h) * p->n_q + t) * bias_ld
-                                    : NULL;
-        float max = -INFINITY;
-        double sum = 0.0;
-        for (size_t s = 0; s < end; s++) {
-          const float *ks_ = k + s * ks + (h / group) * khs;
-          float dot = 0.0f, v;
-          if (p->key_valid && !p->key_valid[s]) {
-            logit[s] = -INFINITY;
-            continue;
-          }
-          for (size_t c = 0; c < d; c++)
-            dot += qh[c] * ks_[c];
-          v = dot * p->scale + (bias ? bias[s] : 0.0f);
-          logit[s] = v;
-          max = v > max ? v : max;
-        }
-        if (max == -INFINITY)
-          continue;
-        for (size_t s = 0; s < end; s++)
-          sum += logit[s] == -INFINITY ? 0.0 : exp ((double) logit[s] - max);
-        for (size_t s = 0; s < end; s++)
-          if (logit[s] != -INFINITY)
-            acc[s] += exp ((double) logit[s] - max) / sum;
+  memset (acc, 0, sizeof (double) * S);
+  for (size_t h = 0; h < nh; h++) {
+    const float *qh = c->q + (size_t) t * qs + h * qhs;
+    const float *bias = p->bias ? p->bias + ((p->bias_heads == 1 ? 0 : h) * p->n_q + t) * bias_ld
+                                : NULL;
+    float max = -INFINITY;
+    double sum = 0.0;
+    for (size_t s = 0; s < end; s++) {
+      const float *kv = c->k + s * ks + (h / group) * khs;
+      float dot = 0.0f, v;
+      if (p->key_valid && !p->key_valid[s]) {
+        logit[s] = -INFINITY;
+        continue;
       }
-      for (size_t s = 0; s < S; s++)
-        total += acc[s];
-      for (size_t s = 0; s < S; s++)
-        dst[t * S + s] = (float) (acc[s] / (total + 1e-10));
+      for (size_t j = 0; j < d; j++)
+        dot += qh[j] * kv[j];
+      v = dot * p->scale + (bias ? bias[s] : 0.0f);
+      logit[s] = v;
+      max = v > max ? v : max;
     }
-    g_free (logit);
-    g_free (acc);
+    if (max == -INFINITY)
+      continue;
+    for (size_t s = 0; s < end; s++)
+      if (logit[s] != -INFINITY)
+        sum += exp ((double) logit[s] - max);
+    for (size_t s = 0; s < end; s++)
+      if (logit[s] != -INFINITY)
+        acc[s] += exp ((double) logit[s] - max) / sum;
   }
+  for (size_t s = 0; s < S; s++)
+    total += acc[s];
+  for (size_t s = 0; s < S; s++)
+    dst[s] = (float) (acc[s] / (total + 1e-10));
+}
+
+/* The attention of one query over the @n keys @sel only: their k and v rows are copied, in
+ * ascending key order (@order [n] is scratch), into scratch and attended with no mask. */
+static gboolean
+attend_gathered (dsocr_indexer *ix, const dsk_attention_params *p, const int32_t *sel,
+                 int32_t *order, int n, float *out, const float *q, const float *k, const float *v,
+                 GError **error)
+{
+  const size_t ks = p->k_stride ? p->k_stride : p->n_kv_heads * p->d_qk;
+  const size_t vs = p->v_stride ? p->v_stride : p->n_kv_heads * p->d_v;
+  const size_t khs = p->k_head_stride ? p->k_head_stride : p->d_qk;
+  const size_t vhs = p->v_head_stride ? p->v_head_stride : p->d_v;
+  /* the floats of one key row that the heads read (v may start inside a wider row) */
+  const size_t k_span = (p->n_kv_heads - 1) * khs + p->d_qk;
+  const size_t v_span = (p->n_kv_heads - 1) * vhs + p->d_v;
+  float *kg, *vg;  // [n, ks], [n, vs]
+  dsk_attention_params pg = *p;
+
+  if (!ensure (&ix->gather, (size_t) n * (ks + vs), error))
+    return FALSE;
+  kg = ix->gather.data;
+  vg = kg + (size_t) n * ks;
+  memcpy (order, sel, sizeof (int32_t) * n);
+  qsort (order, (size_t) n, sizeof (int32_t), compare_i32);
+  for (int j = 0; j < n; j++) {
+    memcpy (kg + (size_t) j * ks, k + (size_t) order[j] * ks, sizeof (float) * k_span);
+    memcpy (vg + (size_t) j * vs, v + (size_t) order[j] * vs, sizeof (float) * v_span);
+  }
+  pg.n_kv = (size_t) n;
+  pg.causal = 0;
+  pg.q_pos0 = 0;
+  pg.key_valid = NULL;
+  pg.bias = NULL;
+  pg.k_stride = ks;
+  pg.v_stride = vs;
+  {
+    head_run hr = { &pg, out, q, kg, vg };
+    dsocr_pool_run (ix->pool, (int) p->n_heads, 2.0 * n * p->n_heads * (double) (p->d_qk + p->d_v),
+                    head_item, &hr);
+  }
+  return TRUE;
 }
 
 /* ---- the sparse attention of one row ---- */
@@ -502,7 +623,7 @@ dsocr_indexer_attention (dsocr_indexer *ix, int row, float *out, const float *q,
   const size_t T = p->n_q, S = p->n_kv, nH = (size_t) ix->n_heads, D = (size_t) ix->head_dim;
   const size_t qs = p->q_stride ? p->q_stride : p->n_heads * p->d_qk;
   const size_t os = p->out_stride ? p->out_stride : p->n_heads * p->d_v;
-  const int K = MIN (ix->index_topk, (int) S);
+  const int K = MIN (ix->index_topk, (int) S), KS = MAX (K, 1);
   const float wscale = (float) (1.0 / sqrt ((double) nH) / sqrt ((double) D));
   const float *keys = dsocr_kv_cache_v (ix->cache, ix->layer, row);  // [S, D]
   dsocr_indexer_outputs *o = &ix->out;
@@ -512,30 +633,42 @@ dsocr_indexer_attention (dsocr_indexer *ix, int row, float *out, const float *q,
 
   if (!ensure (&ix->q, CHUNK * nH * D, error) || !ensure (&ix->wts, CHUNK * nH, error) ||
       !ensure (&ix->scores, CHUNK * S, error) || !ensure (&ix->bias, CHUNK * S, error) ||
-      !ensure (&ix->work, MAX ((size_t) DOT_ROWS, nH) * KEY_BLOCK, error))
+      !ensure (&ix->work, MAX ((size_t) DOT_ROWS, nH) * KEY_BLOCK, error) ||
+      ((flags & DSOCR_INDEXER_KL_TARGET) && !ensure (&ix->kl, (gsize) ix->n_threads * S, error)))
     return FALSE;
-  if (ix->sel_cap < (gsize) CHUNK * MAX (K, 1)) {
-    ix->sel_cap = (gsize) CHUNK * MAX (K, 1);
-    ix->sel = g_renew (int32_t, ix->sel, ix->sel_cap);
+  if ((flags & DSOCR_INDEXER_KL_TARGET) && ix->kl_acc_cap < (gsize) ix->n_threads * S) {
+    double *acc = g_try_renew (double, ix->kl_acc, (gsize) ix->n_threads * S);
+    if (!acc) {
+      g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_NOMEM, "indexer: out of memory");
+      return FALSE;
+    }
+    ix->kl_acc = acc;
+    ix->kl_acc_cap = (gsize) ix->n_threads * S;
   }
-  /* the visibility mask rides in the bias buffer's bytes while scores are computed */
+  if (ix->sel_cap < (gsize) CHUNK * KS) {
+    int32_t *sel = g_try_renew (int32_t, ix->sel, (gsize) CHUNK * KS);
+    if (!sel) {
+      g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_NOMEM, "indexer: out of memory");
+      return FALSE;
+    }
+    ix->sel = sel;
+    ix->sel_cap = (gsize) CHUNK * KS;
+  }
+  /* the visibility mask rides in the bias buffer's bytes while the scores are computed */
   vis = (uint8_t *) ix->bias.data;
 
   for (size_t t0 = 0; t0 < T; t0 += CHUNK) {
     const size_t nc = MIN ((size_t) CHUNK, T - t0);
     float *qi = ix->q.data, *wi = ix->wts.data, *sc = ix->scores.data;  // [nc, nH, D] [nc, nH] [nc, S]
-    gboolean sparse = FALSE;
+    int n_sparse = 0, n_vis[CHUNK];
     dsk_attention_params pc = *p;
 
     /* indexer queries and head weights of these columns */
-    dsk_matmul_f32_cpu (qi, ix->qr + (row0 + t0) * ix->q_lora, ix->w->wq_b->data,
-                        (dsk_dtype) ix->w->wq_b->dtype, NULL, DSK_F32, nc, (size_t) ix->q_lora,
-                        nH * D, NULL);
+    if (!linear (ix, qi, ix->qr + (row0 + t0) * ix->q_lora, nc, ix->w->wq_b, error) ||
+        !linear (ix, wi, ix->xn + (row0 + t0) * ix->hidden, nc, ix->w->weights_proj, error))
+      return FALSE;
     dsk_rope_f32_cpu (qi, nc, nH, nH * D, D, 0, (size_t) ix->rope_dim, ix->positions + row0 + t0,
                       ix->cos_tab, ix->sin_tab, ix->n_pos, DSK_ROPE_HALF);
-    dsk_matmul_f32_cpu (wi, ix->xn + (row0 + t0) * ix->hidden, ix->w->weights_proj->data,
-                        (dsk_dtype) ix->w->weights_proj->dtype, NULL, DSK_F32, nc,
-                        (size_t) ix->hidden, nH, NULL);
     for (size_t i = 0; i < nc * nH; i++)
       wi[i] *= wscale;
 
@@ -545,29 +678,24 @@ dsocr_indexer_attention (dsocr_indexer *ix, int row, float *out, const float *q,
       for (size_t s = 0; s < S; s++)
         vis[i * S + s] = s < end && (!p->key_valid || p->key_valid[s]);
     }
-    dsocr_indexer_scores (sc, qi, wi, keys, vis, nc, S, nH, D, ix->work.data);
+    if (!score_block (ix, sc, qi, wi, keys, vis, nc, S, error))
+      return FALSE;
 
-    /* selection: only queries seeing more than index_topk keys are restricted */
+    /* selection: only a query that sees more than index_topk keys is restricted */
     for (size_t i = 0; i < nc; i++) {
-      int32_t *sel = ix->sel + i * MAX (K, 1);
-      int n_vis = 0;
+      n_vis[i] = 0;
       for (size_t s = 0; s < S; s++)
-        n_vis += isfinite (sc[i * S + s]);
-      if (n_vis > ix->index_topk || (flags & DSOCR_INDEXER_TOPK))
-        dsocr_indexer_topk (sc + i * S, S, K, sel);
-      if (n_vis > ix->index_topk)
-        sparse = TRUE;
+        n_vis[i] += isfinite (sc[i * S + s]);
+      if (n_vis[i] > ix->index_topk || (flags & DSOCR_INDEXER_TOPK))
+        dsocr_indexer_topk (sc + i * S, S, K, ix->sel + i * KS);
+      n_sparse += n_vis[i] > ix->index_topk;
     }
-    if (sparse) {
+    if (n_sparse > 0) {
       float *bias = ix->bias.data;  // [nc, S] (the visibility bytes are no longer needed)
       for (size_t i = 0; i < nc; i++) {
-        const float *row_sc = sc + i * S;
+        const int32_t *sel = ix->sel + i * KS;
         float *b = bias + i * S;
-        int n_vis = 0;
-        for (size_t s = 0; s < S; s++)
-          n_vis += isfinite (row_sc[s]);
-        if (n_vis > ix->index_topk) {
-          const int32_t *sel = ix->sel + i * MAX (K, 1);
+        if (n_vis[i] > ix->index_topk) {
           for (size_t s = 0; s < S; s++)
             b[s] = -INFINITY;
           for (int j = 0; j < K; j++)
@@ -582,18 +710,30 @@ dsocr_indexer_attention (dsocr_indexer *ix, int row, float *out, const float *q,
     }
     pc.n_q = nc;
     pc.q_pos0 = p->q_pos0 + t0;
-    dsk_attention_f32_cpu (out + t0 * os, q + t0 * qs, k, v, &pc);
+    if (nc == 1 && n_sparse == 1) {
+      /* one restricted query (a decode step): attend over its K keys gathered in key order,
+       * which costs K instead of n_kv */
+      if (!attend_gathered (ix, &pc, ix->sel, ix->sel + KS, K, out + t0 * os, q + t0 * qs, k, v,
+                            error))
+        return FALSE;
+    } else {
+      head_run hr = { &pc, out + t0 * os, q + t0 * qs, k, v };
+      dsocr_pool_run (ix->pool, (int) p->n_heads,
+                      2.0 * nc * S * p->n_heads * (double) (p->d_qk + p->d_v), head_item, &hr);
+    }
 
     /* outputs */
     if (flags & DSOCR_INDEXER_SCORES)
       memcpy (o->scores[ix->layer] + (row0 + t0) * S, sc, sizeof (float) * nc * S);
     if (flags & DSOCR_INDEXER_TOPK)
       for (size_t i = 0; i < nc; i++)
-        memcpy (o->topk[ix->layer] + (row0 + t0 + i) * K, ix->sel + i * MAX (K, 1),
-                sizeof (int32_t) * K);
-    if (flags & DSOCR_INDEXER_KL_TARGET)
-      kl_target_rows (o->kl_target[ix->layer] + (row0 + t0) * S, q + t0 * qs, k, &pc,
-                      ix->n_threads);
+        memcpy (o->topk[ix->layer] + (row0 + t0 + i) * K, ix->sel + i * KS, sizeof (int32_t) * K);
+    if (flags & DSOCR_INDEXER_KL_TARGET) {
+      target_run tr = { &pc, q + t0 * qs, k, o->kl_target[ix->layer] + (row0 + t0) * S,
+                        ix->kl.data, ix->kl_acc };
+      dsocr_pool_run (ix->pool, (int) nc, 2.0 * nc * S * p->n_heads * (double) p->d_qk,
+                      target_item, &tr);
+    }
   }
   if (ix->layer == ix->n_layers - 1 && row == ix->n_seq - 1)
     o->complete = TRUE;

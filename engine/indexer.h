@@ -17,6 +17,7 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "decoder-cpu.h"
 #include "dsk.h"
 #include "dsocr/dsocr-checkpoint.h"
 #include "dsocr/dsocr-config.h"
@@ -46,8 +47,10 @@ gboolean dsocr_indexer_weights_load (dsocr_indexer_weights *w, dsocr_checkpoint 
 
 typedef struct dsocr_indexer dsocr_indexer;
 
-/* For a model whose config has use_sparse_attention (returns NULL otherwise). (transfer full) */
-dsocr_indexer *dsocr_indexer_new (const dsocr_config *cfg, int n_threads);
+/* For a model whose config has use_sparse_attention (returns NULL otherwise); products and
+ * loops run on @mm and @pool (decoder-cpu.h), borrowed for the indexer's life.
+ * (transfer full) */
+dsocr_indexer *dsocr_indexer_new (const dsocr_config *cfg, dsocr_pool *pool, dsocr_mm *mm);
 void dsocr_indexer_free (dsocr_indexer *ix);
 
 /* Sets the outputs to record (dsocr_indexer_flags); see dsocr_session_set_indexer_outputs. */
@@ -80,14 +83,7 @@ gboolean dsocr_indexer_attention (dsocr_indexer *ix, int row, float *out, const 
                                   const float *k, const float *v,
                                   const dsk_attention_params *p, GError **error);
 
-/* ---- scoring pieces, exposed for the unit tests ---- */
-
-/* I(t, s) [n_q, n_kv] of @n_q queries against @keys [n_kv, head_dim] (already normed and
- * rotated): @q [n_q, n_heads, head_dim] rotated queries, @w [n_q, n_heads] head weights with
- * their scale folded in. Entries whose @visible [n_q, n_kv] is 0 (NULL: all visible) get -inf. */
-void dsocr_indexer_scores (float *scores, const float *q, const float *w, const float *keys,
-                           const uint8_t *visible, size_t n_q, size_t n_kv, size_t n_heads,
-                           size_t head_dim, float *work);
+/* ---- selection, exposed for the unit tests ---- */
 
 /* Picks from @scores [n] the @k largest finite entries (by score, descending; lower index
  * first on ties) into @idx [k], padding with -1; returns how many were picked. */
@@ -97,8 +93,8 @@ int dsocr_indexer_topk (const float *scores, size_t n, int k, int32_t *idx);
 
 /* @w [rows, cols] F8_E4M3 and @scale_inv [ceil(rows / block_rows), ceil(cols / block_cols)]
  * F32 (the release's `weight_scale_inv`; edge blocks may be partial): returns w * scale per
- * block as BF16 when every product is exactly a bf16 value (always so for power-of-two ue8m0
- * scales), else as F32. The new tensor's name is @w's. (transfer full) NULL with @error
+ * block as BF16 when every product is exactly a bf16 value (as with the power-of-two ue8m0
+ * scales of the releases), else as F32. The new tensor's name is @w's. (transfer full) NULL with @error
  * (DSOCR_ERROR_SHAPE naming @w for a scale grid of the wrong shape or dtype, DSOCR_ERROR_NOMEM). */
 dsocr_tensor *dsocr_fp8_dequantize (const dsocr_tensor *w, const dsocr_tensor *scale_inv,
                                     int block_rows, int block_cols, GError **error);

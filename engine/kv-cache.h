@@ -4,7 +4,9 @@
  * contiguous and growing the capacity keeps them in place. What a column holds depends on the
  * attention kind:
  *   MHA: k = post-RoPE keys [n_kv_heads * head_dim], v = values [n_kv_heads * head_dim];
- *   MLA: k = latent c after kv_a_layernorm [kv_lora_rank], v = rotated k_pe [qk_rope_head_dim].
+ *   MLA: k = latent c after kv_a_layernorm [kv_lora_rank] then the rotated k_pe
+ *        [qk_rope_head_dim]; v = the DSA indexer's keys [index_head_dim] when the model has
+ *        sparse attention (DeepSeek-V3.2), else unused (width 0).
  * All rows share one length (n_past); mask marks which cached columns are real tokens.
  */
 #ifndef DSOCR_KV_CACHE_H

@@ -1,4 +1,5 @@
-/* model.c: loading the decoder's weights as borrowed views of the checkpoint. */
+/* model.c: loading the decoder's weights as borrowed views of the checkpoint (FP8 weights
+ * are dequantised into tensors the model owns). */
 #include "dsocr/dsocr-model.h"
 
 #include <string.h>
@@ -7,16 +8,19 @@
 #include "dsk.h"
 #include "dsocr/dsocr-error.h"
 
-/* Looks up one weight by its hub name, checks shape and dtype. */
+/* Looks up one weight by its hub name, checks shape and dtype; FP8 weights are dequantised
+ * (fp8.c) into tensors the model owns. */
 static const dsocr_tensor *
-weight (dsocr_checkpoint *ckpt, const char *name, int n_dims, int64_t d0, int64_t d1,
-        GError **error)
+weight (dsocr_model *m, const char *name, int n_dims, int64_t d0, int64_t d1, GError **error)
 {
+  dsocr_checkpoint *ckpt = m->ckpt;
   const int64_t shape[2] = { d0, d1 };
   const dsocr_tensor *t = dsocr_checkpoint_get_checked (ckpt, name, DSOCR_DTYPE_N, n_dims, shape,
                                                         error);
   if (!t)
     return NULL;
+  if (t->dtype == DSOCR_DTYPE_F8_E4M3)
+    return dsocr_fp8_weight (ckpt, m->config, t, m->owned, error);
   if (t->dtype != DSOCR_DTYPE_BF16 && t->dtype != DSOCR_DTYPE_F16 && t->dtype != DSOCR_DTYPE_F32) {
     g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_UNSUPPORTED,
                  "%s: tensor '%s': dtype %s, expected BF16, F16 or F32",
@@ -28,21 +32,21 @@ weight (dsocr_checkpoint *ckpt, const char *name, int n_dims, int64_t d0, int64_
 
 /* "<prefix>.weight" [n_out, n_in] and, when @bias, "<prefix>.bias" [n_out]. */
 static gboolean
-linear (dsocr_checkpoint *ckpt, dsocr_linear *lin, const char *prefix, int n_out, int n_in,
+linear (dsocr_model *m, dsocr_linear *lin, const char *prefix, int n_out, int n_in,
         gboolean bias, GError **error)
 {
   char *name = g_strconcat (prefix, ".weight", NULL);
 
   lin->n_out = n_out;
   lin->n_in = n_in;
-  lin->w = weight (ckpt, name, 2, n_out, n_in, error);
+  lin->w = weight (m, name, 2, n_out, n_in, error);
   g_free (name);
   if (!lin->w)
     return FALSE;
   lin->b = NULL;
   if (bias) {
     name = g_strconcat (prefix, ".bias", NULL);
-    lin->b = weight (ckpt, name, 1, n_out, 0, error);
+    lin->b = weight (m, name, 1, n_out, 0, error);
     g_free (name);
     if (!lin->b)
       return FALSE;
@@ -51,9 +55,9 @@ linear (dsocr_checkpoint *ckpt, dsocr_linear *lin, const char *prefix, int n_out
 }
 
 static gboolean
-vector (dsocr_checkpoint *ckpt, const dsocr_tensor **out, const char *name, int n, GError **error)
+vector (dsocr_model *m, const dsocr_tensor **out, const char *name, int n, GError **error)
 {
-  *out = weight (ckpt, name, 1, n, 0, error);
+  *out = weight (m, name, 1, n, 0, error);
   return *out != NULL;
 }
 
@@ -68,10 +72,10 @@ load_attention (dsocr_model *m, dsocr_layer *ly, const char *p, GError **error)
 
 #define LIN(field, suffix, n_out, n_in, has_bias)                                           \
   (g_free (name), name = g_strdup_printf ("%s.self_attn." suffix, p),                       \
-   linear (m->ckpt, &ly->field, name, (n_out), (n_in), (has_bias), error))
+   linear (m, &ly->field, name, (n_out), (n_in), (has_bias), error))
 #define VEC(field, suffix, n)                                                               \
   (g_free (name), name = g_strdup_printf ("%s.self_attn." suffix, p),                       \
-   vector (m->ckpt, &ly->field, name, (n), error))
+   vector (m, &ly->field, name, (n), error))
 
   if (!t->use_mla) {
     const int hd = t->head_dim, nkv = t->num_key_value_heads;
@@ -98,6 +102,16 @@ load_attention (dsocr_model *m, dsocr_layer *ly, const char *p, GError **error)
   return ok;
 }
 
+/* DeepSeek-V3.2: the layer's lightning indexer (indexer.c). */
+static gboolean
+load_indexer (dsocr_model *m, dsocr_layer *ly, int l, GError **error)
+{
+  if (!m->config->text.use_sparse_attention)
+    return TRUE;
+  ly->indexer = g_new0 (dsocr_indexer_weights, 1);
+  return dsocr_indexer_weights_load (ly->indexer, m->ckpt, m->config, l, m->owned, error);
+}
+
 /* gate/up/down of a SwiGLU MLP under "<p>" with width @inter. */
 static gboolean
 load_mlp (dsocr_model *m, const char *p, int inter, dsocr_linear *gate, dsocr_linear *up,
@@ -106,9 +120,9 @@ load_mlp (dsocr_model *m, const char *p, int inter, dsocr_linear *gate, dsocr_li
   const int H = m->config->text.hidden_size;
   char *g = g_strconcat (p, ".gate_proj", NULL), *u = g_strconcat (p, ".up_proj", NULL),
        *d = g_strconcat (p, ".down_proj", NULL);
-  gboolean ok = linear (m->ckpt, gate, g, inter, H, FALSE, error) &&
-                linear (m->ckpt, up, u, inter, H, FALSE, error) &&
-                linear (m->ckpt, down, d, H, inter, FALSE, error);
+  gboolean ok = linear (m, gate, g, inter, H, FALSE, error) &&
+                linear (m, up, u, inter, H, FALSE, error) &&
+                linear (m, down, d, H, inter, FALSE, error);
   g_free (g);
   g_free (u);
   g_free (d);
@@ -132,13 +146,13 @@ load_ffn (dsocr_model *m, dsocr_layer *ly, int l, const char *p, GError **error)
   }
 
   name = g_strconcat (p, ".mlp.gate.weight", NULL);
-  ly->router = weight (m->ckpt, name, 2, E, H, error);
+  ly->router = weight (m, name, 2, E, H, error);
   g_free (name);
   if (!ly->router)
     return FALSE;
   if (t->topk_method == DSOCR_TOPK_NOAUX_TC) {
     name = g_strconcat (p, ".mlp.gate.e_score_correction_bias", NULL);
-    ok = vector (m->ckpt, &ly->router_bias, name, E, error);
+    ok = vector (m, &ly->router_bias, name, E, error);
     g_free (name);
     if (!ok)
       return FALSE;
@@ -169,9 +183,7 @@ check_config (const dsocr_config *cfg, GError **error)
   const dsocr_text_config *t = &cfg->text;
   const char *bad = NULL;
 
-  if (cfg->quant.method != DSOCR_QUANT_NONE)
-    bad = "FP8 block-quantised weights are not supported by the decoder";
-  else if (t->num_key_value_heads <= 0 || t->num_attention_heads % t->num_key_value_heads != 0)
+  if (t->num_key_value_heads <= 0 || t->num_attention_heads % t->num_key_value_heads != 0)
     bad = "num_attention_heads must be a multiple of num_key_value_heads";
   else if (t->use_mla && (t->kv_lora_rank <= 0 || t->qk_rope_head_dim <= 0 ||
                           t->qk_rope_head_dim % 2 != 0 || t->v_head_dim <= 0))
@@ -183,8 +195,6 @@ check_config (const dsocr_config *cfg, GError **error)
     bad = "num_experts_per_tok must be in [1, n_routed_experts]";
   else if (t->n_routed_experts > 0 && t->n_group > 0 && t->n_routed_experts % t->n_group != 0)
     bad = "n_group must divide n_routed_experts";
-  else if (t->use_sparse_attention)
-    bad = "DeepSeek-V3.2 sparse attention (the lightning indexer) is not run by this decoder";
   if (bad) {
     g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_UNSUPPORTED, "%s: %s", cfg->path, bad);
     return FALSE;
@@ -231,6 +241,7 @@ model_free (dsocr_model *m)
 {
   if (m->layers) {
     for (int l = 0; l < m->n_layers; l++) {
+      g_free (m->layers[l].indexer);
       g_free (m->layers[l].exp_gate);
       g_free (m->layers[l].exp_up);
       g_free (m->layers[l].exp_down);
@@ -238,6 +249,8 @@ model_free (dsocr_model *m)
   }
   g_free (m->layers);
   g_free (m->rope_inv_freq);
+  if (m->owned)
+    g_ptr_array_unref (m->owned);
   dsocr_checkpoint_unref (m->ckpt);
   dsocr_config_free (m->config);
   g_free (m);
@@ -253,20 +266,21 @@ dsocr_model_new_from_checkpoint (dsocr_checkpoint *ckpt, dsocr_config *config, G
   g_atomic_ref_count_init (&m->ref);
   m->config = config;
   m->ckpt = dsocr_checkpoint_ref (ckpt);
+  m->owned = g_ptr_array_new_with_free_func ((GDestroyNotify) dsocr_tensor_free);
   if (!check_config (config, error))
     goto fail;
 
-  m->embed = weight (ckpt, "model.embed_tokens.weight", 2, V, H, error);
-  if (!m->embed || !vector (ckpt, &m->norm, "model.norm.weight", H, error))
+  m->embed = weight (m, "model.embed_tokens.weight", 2, V, H, error);
+  if (!m->embed || !vector (m, &m->norm, "model.norm.weight", H, error))
     goto fail;
   if (config->architecture == DSOCR_ARCH_CAUSAL_LM) {
     if (t->tie_word_embeddings) {
       m->lm_head = (dsocr_linear) { .w = m->embed, .n_out = V, .n_in = H };
-    } else if (!linear (ckpt, &m->lm_head, "lm_head", V, H, FALSE, error)) {
+    } else if (!linear (m, &m->lm_head, "lm_head", V, H, FALSE, error)) {
       goto fail;
     }
   } else if (config->architecture == DSOCR_ARCH_SEQUENCE_CLASSIFICATION) {
-    if (!linear (ckpt, &m->score, "score", config->num_labels, H, FALSE, error))
+    if (!linear (m, &m->score, "score", config->num_labels, H, FALSE, error))
       goto fail;
   }
 
@@ -278,12 +292,13 @@ dsocr_model_new_from_checkpoint (dsocr_checkpoint *ckpt, dsocr_config *config, G
     gboolean ok;
 
     name = g_strconcat (p, ".input_layernorm.weight", NULL);
-    ok = vector (ckpt, &ly->attn_norm, name, H, error);
+    ok = vector (m, &ly->attn_norm, name, H, error);
     g_free (name);
     name = g_strconcat (p, ".post_attention_layernorm.weight", NULL);
-    ok = ok && vector (ckpt, &ly->ffn_norm, name, H, error);
+    ok = ok && vector (m, &ly->ffn_norm, name, H, error);
     g_free (name);
-    ok = ok && load_attention (m, ly, p, error) && load_ffn (m, ly, l, p, error);
+    ok = ok && load_attention (m, ly, p, error) && load_indexer (m, ly, l, error) &&
+         load_ffn (m, ly, l, p, error);
     g_free (p);
     if (!ok)
       goto fail;

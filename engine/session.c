@@ -7,6 +7,7 @@
 
 #include "decoder.h"
 #include "dsocr/dsocr-error.h"
+#include "dsocr/dsocr-indexer.h"
 #include "kv-cache.h"
 
 /* Rows of logits computed at once by the loss (bounds its memory to rows * n_vocab floats). */
@@ -64,7 +65,7 @@ dsocr_session_new (dsocr_model *model, const dsocr_session_params *params, GErro
 
   if (t->use_mla) {
     k_width = t->kv_lora_rank + t->qk_rope_head_dim;
-    v_width = 0;
+    v_width = t->use_sparse_attention ? t->index_head_dim : 0;  /* the DSA indexer's keys */
   } else {
     k_width = v_width = t->num_key_value_heads * t->head_dim;
   }
@@ -97,6 +98,19 @@ dsocr_session_reset (dsocr_session *session)
 {
   dsocr_kv_cache_reset (&session->cache);
   session->have_hidden = FALSE;
+  dsocr_indexer_forget (dsocr_decoder_get_indexer (session->dec));
+}
+
+gboolean
+dsocr_session_set_indexer_outputs (dsocr_session *session, guint flags, GError **error)
+{
+  return dsocr_indexer_set_flags (dsocr_decoder_get_indexer (session->dec), flags, error);
+}
+
+const dsocr_indexer_outputs *
+dsocr_session_get_indexer_outputs (const dsocr_session *session)
+{
+  return dsocr_indexer_get_outputs (dsocr_decoder_get_indexer (session->dec));
 }
 
 dsocr_model *

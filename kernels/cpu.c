@@ -1,4 +1,7 @@
 /* cpu.c: run-time CPU feature selection for the SIMD variants of the CPU kernels. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include "dsk-cpu.h"
 
 #include <pthread.h>
@@ -12,6 +15,17 @@ dsk_cpu_force_generic (int on)
   force_generic = on != 0;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* clang 14's __builtin_cpu_supports does not know "f16c": ask cpuid (leaf 1, ECX bit 29). */
+static int
+cpu_has_f16c (void)
+{
+  unsigned a, b, c, d;
+  return __get_cpuid (1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
+
 int
 dsk_cpu_has_avx2 (void)
 {
@@ -22,7 +36,7 @@ dsk_cpu_has_avx2 (void)
   if (c < 0) {
     __builtin_cpu_init ();
     c = __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma") &&
-        __builtin_cpu_supports ("f16c");
+        cpu_has_f16c ();
     __atomic_store_n (&cached, c, __ATOMIC_RELAXED);
   }
   return c && !force_generic;

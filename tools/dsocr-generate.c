@@ -1,19 +1,22 @@
 /* dsocr-generate: text generation with a DeepSeek-V2-family decoder.
  *
  *   dsocr-generate --model DIR (--prompt TEXT | --ids JSON) [--max-new-tokens N]
- *                  [--no-repeat-ngram N] [--json] [...]
+ *                  [--no-repeat-ngram N] [--json] [--indexer-scores FILE] [...]
  *
  * --prompt needs the model directory's tokenizer.json (the prompt is encoded with the
  * tokenizer's special tokens, i.e. BOS for the DeepSeek tokenizers); --ids takes a JSON array
  * of token ids as they are. Prints the generated ids and, when a tokenizer is there, their text
- * (streamed to stdout as it is generated unless --json). Exit status 0 on success, 1 on an
- * error (message on stderr), 2 on bad usage. */
+ * (streamed to stdout as it is generated unless --json). --indexer-scores (DeepSeek-V3.2
+ * models) writes the sparse-attention indexer's outputs of the prompt's prefill to FILE, a
+ * .safetensors file (dsocr-indexer.h: per-layer scores, top-k, KL target, and the KL loss).
+ * Exit status 0 on success, 1 on an error (message on stderr), 2 on bad usage. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <dsocr/dsocr.h>
 #include <dsocr/dsocr-generate.h>
+#include <dsocr/dsocr-indexer.h>
 #include <dsocr/dsocr-model.h>
 #include <dsocr/dsocr-session.h>
 #include <dsocr/dsocr-tokenizer.h>
@@ -22,6 +25,9 @@
 typedef struct {
   dsocr_decode_stream *stream;  // NULL: print ids as they come
   gboolean quiet;               // --json: nothing until the end
+  dsocr_session *session;
+  const char *indexer_path;     // --indexer-scores: written after the prefill, then NULL
+  GError *indexer_error;
 } output;
 
 static gboolean
@@ -29,6 +35,15 @@ on_token (int row, int step, int32_t token, const float *logits, gpointer user_d
 {
   output *out = user_data;
 
+  if (out->indexer_path) {
+    /* the first token: the session's last forward call was the prompt's prefill */
+    const dsocr_indexer_outputs *o = dsocr_session_get_indexer_outputs (out->session);
+    if (!dsocr_indexer_outputs_save (o, out->indexer_path, &out->indexer_error))
+      return FALSE;
+    out->indexer_path = NULL;
+    if (!dsocr_session_set_indexer_outputs (out->session, 0, &out->indexer_error))
+      return FALSE;
+  }
   if (out->quiet)
     return TRUE;
   if (out->stream)
@@ -83,6 +98,7 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *prompt = NULL, *ids_json = NULL, *whitelist_json = NULL;
+  g_autofree char *indexer_path = NULL;
   int max_new = 256, no_repeat = 0, window_ngram = 0, window = 0, top_k = 50, threads = 0;
   double temperature = 1.0, top_p = 1.0;
   gint64 seed = 0;
@@ -108,6 +124,9 @@ main (int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Sampling seed (0)", "S" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads, 0 = all processors", "N" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
+    { "indexer-scores", 0, 0, G_OPTION_ARG_FILENAME, &indexer_path,
+      "DeepSeek-V3.2: write the sparse-attention indexer's outputs of the prompt to FILE "
+      "(.safetensors)", "FILE" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- generate with a DeepSeek decoder");
@@ -119,7 +138,7 @@ main (int argc, char **argv)
   dsocr_session *session = NULL;
   dsocr_generate_result *res = NULL;
   dsocr_generate_params p;
-  output out = { NULL, FALSE };
+  output out = { NULL, FALSE, NULL, NULL, NULL };
   int status = 1;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -165,6 +184,18 @@ main (int argc, char **argv)
   }
   if (!session)
     goto out;
+  if (indexer_path) {
+    if (max_new == 0) {
+      g_set_error (&error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
+                   "--indexer-scores needs --max-new-tokens of at least 1 (the prompt is run "
+                   "with the first token)");
+      goto out;
+    }
+    if (!dsocr_session_set_indexer_outputs (session, DSOCR_INDEXER_ALL, &error))
+      goto out;
+    out.session = session;
+    out.indexer_path = indexer_path;
+  }
 
   dsocr_generate_params_init (&p);
   p.max_new_tokens = max_new;
@@ -188,6 +219,11 @@ main (int argc, char **argv)
                                                  .ids = (const int32_t *) ids->data },
                        &p, &res, &error))
     goto out;
+  if (out.indexer_error) {
+    g_propagate_error (&error, out.indexer_error);
+    out.indexer_error = NULL;
+    goto out;
+  }
 
   if (json) {
     g_autoptr (JsonBuilder) b = json_builder_new ();
@@ -237,6 +273,7 @@ main (int argc, char **argv)
 out:
   if (error)
     g_printerr ("dsocr-generate: %s\n", error->message);
+  g_clear_error (&out.indexer_error);
   dsocr_generate_result_free (res);
   dsocr_decode_stream_free (out.stream);
   dsocr_session_free (session);

@@ -19,6 +19,7 @@
 #include <dsocr/dsocr-model.h>
 #include <dsocr/dsocr-session.h>
 
+#include "decoder-cpu.h"
 #include "decoder.h"
 #include "dsk.h"
 #include "dsocr-test.h"
@@ -188,6 +189,8 @@ test_indexer_layers (void)
   const dsocr_text_config *t;
   dsocr_indexer_weights *w;
   dsocr_indexer *ix;
+  dsocr_pool *pool;
+  dsocr_mm *mm;
   dsocr_kv_cache cache;
   const dsocr_indexer_outputs *o;
   int L, K, half;
@@ -227,7 +230,9 @@ test_indexer_layers (void)
     dsocr_indexer_weights_load (&w[l], ckpt, cfg, l, owned, &err);
     g_assert_no_error (err);
   }
-  ix = dsocr_indexer_new (cfg, 1);
+  pool = dsocr_pool_new (2);
+  mm = dsocr_mm_new (pool);
+  ix = dsocr_indexer_new (cfg, pool, mm);
   g_assert_nonnull (ix);
   dsocr_indexer_set_flags (ix, DSOCR_INDEXER_SCORES | DSOCR_INDEXER_TOPK, &err);
   g_assert_no_error (err);
@@ -270,6 +275,8 @@ test_indexer_layers (void)
   }
   dsocr_kv_cache_clear (&cache);
   dsocr_indexer_free (ix);
+  dsocr_mm_free (mm);
+  dsocr_pool_free (pool);
   g_free (w);
   g_ptr_array_unref (owned);
   dsocr_checkpoint_unref (ckpt);
@@ -375,6 +382,462 @@ test_fp8_dequantize (void)
   dsocr_safetensors_unref (g);
 }
 
+/* ---- model level ---- */
+
+/* One reference run: a config of a fixture and the golden file made with it. */
+typedef struct {
+  const char *fixture;
+  const char *config;      /* file in the fixture directory */
+  const char *golden;
+  gboolean has_indexer;    /* use_sparse_attention */
+  gboolean has_hidden;     /* hidden.N / final_norm / embeddings goldens */
+  gboolean has_decode_topk;
+  gboolean has_step_logits;
+  gboolean has_batch;
+} dsa_case;
+
+static const dsa_case case_sparse = { "tiny-v32", "config.json", "golden.safetensors", TRUE,
+                                      TRUE, TRUE, TRUE, TRUE };
+static const dsa_case case_dense_topk = { "tiny-v32", "config-dense-topk.json",
+                                          "golden-dense-topk.safetensors", TRUE, TRUE, FALSE,
+                                          FALSE, FALSE };
+static const dsa_case case_no_sparse = { "tiny-v32", "config-no-sparse.json",
+                                         "golden-no-sparse.safetensors", FALSE, FALSE, FALSE,
+                                         FALSE, FALSE };
+static const dsa_case case_fp8 = { "tiny-v32-fp8", "config.json", "golden.safetensors", TRUE, TRUE,
+                                   TRUE, FALSE, TRUE };
+
+/* The fixture's checkpoint with one of its configs. */
+static dsocr_model *
+model_load (const dsa_case *c)
+{
+  g_autofree char *dir = dsocr_test_fixture (c->fixture);
+  g_autofree char *cfg_path = g_build_filename (dir, c->config, NULL);
+  GError *err = NULL;
+  dsocr_config *cfg = dsocr_config_load (cfg_path, &err);
+  dsocr_checkpoint *ckpt;
+  dsocr_model *m;
+
+  g_assert_no_error (err);
+  ckpt = dsocr_checkpoint_open (dir, &err);
+  g_assert_no_error (err);
+  m = dsocr_model_new_from_checkpoint (ckpt, cfg, &err);
+  g_assert_no_error (err);
+  dsocr_checkpoint_unref (ckpt);
+  return m;
+}
+
+static dsocr_session *
+session_new (dsocr_model *m, int n_seq, dsocr_mla_form form)
+{
+  GError *err = NULL;
+  dsocr_session_params p;
+  dsocr_session *s;
+
+  dsocr_session_params_init (&p);
+  p.n_seq_max = n_seq;
+  p.mla_form = form;
+  p.n_threads = 2;
+  s = dsocr_session_new (m, &p, &err);
+  g_assert_no_error (err);
+  return s;
+}
+
+typedef struct {
+  dsocr_safetensors *g;
+  int n_checked;
+} capture;
+
+static void
+check_intermediate (const dsocr_tensor *t, int layer, gpointer user_data)
+{
+  capture *cap = user_data;
+  g_autofree char *name = NULL;
+
+  if (g_str_has_prefix (t->name, "router."))
+    return;   /* routing is covered by the decoder's own goldens */
+  name = g_str_equal (t->name, "hidden") ? g_strdup_printf ("hidden.%d", layer) : g_strdup (t->name);
+  g_assert_cmpuint (numel (t), ==, numel (golden (cap->g, name)));
+  dsocr_test_assert_close ((const float *) t->data, golden_f32 (cap->g, name), numel (t), RTOL,
+                           name);
+  cap->n_checked++;
+}
+
+/* Layer-by-layer indexer outputs of a prefill of @n columns (rows @t0 .. of the goldens, keys
+ * 0 .. @n_kv) against the goldens, and the KL loss when the whole prompt was run. */
+static void
+check_outputs (const dsocr_indexer_outputs *o, dsocr_safetensors *g, int n_layers, int t0, int n,
+               int n_kv, int L, int index_topk)
+{
+  const int K = MIN (index_topk, n_kv), K_golden = MIN (index_topk, L);
+
+  g_assert_nonnull (o);
+  g_assert_cmpint (dsocr_indexer_outputs_get_n_layers (o), ==, n_layers);
+  for (int l = 0; l < n_layers; l++) {
+    g_autofree char *sn = g_strdup_printf ("indexer.%d.scores", l);
+    g_autofree char *kn = g_strdup_printf ("indexer.%d.topk", l);
+    g_autofree char *tn = g_strdup_printf ("indexer.%d.kl_target", l);
+    g_autofree int32_t *want_topk = golden_i32 (g, kn, NULL);
+    g_autofree int32_t *want_k = g_new (int32_t, (gsize) n * K);
+    int64_t shape[3];
+    const float *scores = dsocr_indexer_outputs_get_scores (o, l, shape);
+    const float *target = dsocr_indexer_outputs_get_kl_target (o, l, NULL);
+    const int32_t *topk = dsocr_indexer_outputs_get_topk (o, l, NULL);
+
+    g_assert_cmpint (shape[0], ==, 1);
+    g_assert_cmpint (shape[1], ==, n);
+    g_assert_cmpint (shape[2], ==, n_kv);
+    /* the goldens are [L, L]: the rows of these columns, their first n_kv keys */
+    for (int i = 0; i < n; i++) {
+      g_autofree char *what = g_strdup_printf ("%s row %d", sn, t0 + i);
+      assert_scores_close (scores + (gsize) i * n_kv, golden_f32 (g, sn) + (gsize) (t0 + i) * L,
+                           (gsize) n_kv, what);
+      g_free (what);
+      what = g_strdup_printf ("%s row %d", tn, t0 + i);
+      dsocr_test_assert_close (target + (gsize) i * n_kv, golden_f32 (g, tn) + (gsize) (t0 + i) * L,
+                               (gsize) n_kv, RTOL, what);
+      for (int j = 0; j < K; j++)
+        want_k[(gsize) i * K + j] = j < K_golden ? want_topk[(gsize) (t0 + i) * K_golden + j] : -1;
+    }
+    assert_topk_sets (topk, want_k, n, K, kn);
+  }
+  if (t0 == 0 && n == L) {
+    double loss;
+    GError *err = NULL;
+    dsocr_indexer_kl_loss (o, &loss, &err);
+    g_assert_no_error (err);
+    g_assert_cmpfloat (fabs (loss - *golden_f32 (g, "indexer_kl_loss")), <=,
+                       RTOL * fabs (*golden_f32 (g, "indexer_kl_loss")));
+  }
+}
+
+/* A prefill of the prompt, both MLA forms: logits, hidden states and the indexer outputs. */
+static void
+test_prefill (gconstpointer data)
+{
+  const dsa_case *c = data;
+  dsocr_model *m = model_load (c);
+  dsocr_safetensors *g = golden_open (c->fixture, c->golden);
+  const dsocr_text_config *t = &dsocr_model_get_config (m)->text;
+  const int V = t->vocab_size;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = golden_i32 (g, "input_ids", &L);
+  g_autofree float *logits = g_new (float, L * V);
+
+  g_assert_cmpint (t->use_sparse_attention, ==, c->has_indexer);
+  for (int form = DSOCR_MLA_EXPANDED; form <= DSOCR_MLA_ABSORBED; form++) {
+    dsocr_session *s = session_new (m, 1, form);
+    capture cap = { g, 0 };
+
+    if (c->has_indexer) {
+      g_assert_null (dsocr_session_get_indexer_outputs (s));
+      dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_ALL, &err);
+      g_assert_no_error (err);
+    } else {
+      g_assert_false (dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_SCORES, &err));
+      g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+      g_clear_error (&err);
+    }
+    if (c->has_hidden)
+      dsocr_session_set_tensor_callback (s, check_intermediate, &cap);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                           DSOCR_LOGITS_ALL, logits, &err);
+    g_assert_no_error (err);
+    if (c->has_hidden)
+      g_assert_cmpint (cap.n_checked, ==, t->num_hidden_layers + 2);
+    g_test_message ("%s/%s form %d: logits relative error %.3g", c->fixture, c->config, form,
+                    dsocr_test_rel_error (logits, golden_f32 (g, "logits"), L * V));
+    dsocr_test_assert_close (logits, golden_f32 (g, "logits"), L * V, RTOL, "logits");
+    if (c->has_indexer)
+      check_outputs (dsocr_session_get_indexer_outputs (s), g, t->num_hidden_layers, 0, (int) L,
+                     (int) L, (int) L, t->index_topk);
+    else
+      g_assert_null (dsocr_session_get_indexer_outputs (s));
+    dsocr_session_free (s);
+  }
+  dsocr_safetensors_unref (g);
+  dsocr_model_unref (m);
+}
+
+/* The prompt in two calls (5 columns, then 11 through the cache): the second call's logits and
+ * indexer outputs are the reference's rows 5 .. L-1. */
+static void
+test_chunked_prefill (gconstpointer data)
+{
+  const dsa_case *c = data;
+  dsocr_model *m = model_load (c);
+  dsocr_safetensors *g = golden_open (c->fixture, c->golden);
+  const dsocr_text_config *t = &dsocr_model_get_config (m)->text;
+  const int V = t->vocab_size, first = 5;
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = golden_i32 (g, "input_ids", &L);
+  g_autofree float *logits = g_new (float, L * V);
+
+  for (int form = DSOCR_MLA_EXPANDED; form <= DSOCR_MLA_ABSORBED; form++) {
+    dsocr_session *s = session_new (m, 1, form);
+    dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_ALL, &err);
+    g_assert_no_error (err);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = first, .ids = ids },
+                           DSOCR_LOGITS_NONE, NULL, &err);
+    g_assert_no_error (err);
+    check_outputs (dsocr_session_get_indexer_outputs (s), g, t->num_hidden_layers, 0, first, first,
+                   (int) L, t->index_topk);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L - first,
+                                               .ids = ids + first },
+                           DSOCR_LOGITS_ALL, logits, &err);
+    g_assert_no_error (err);
+    dsocr_test_assert_close (logits, golden_f32 (g, "logits") + (gsize) first * V,
+                             (L - first) * V, RTOL, "chunked logits");
+    check_outputs (dsocr_session_get_indexer_outputs (s), g, t->num_hidden_layers, first,
+                   (int) L - first, (int) L, (int) L, t->index_topk);
+    dsocr_session_reset (s);
+    g_assert_null (dsocr_session_get_indexer_outputs (s));
+    dsocr_session_free (s);
+  }
+  dsocr_safetensors_unref (g);
+  dsocr_model_unref (m);
+}
+
+typedef struct {
+  const dsa_case *c;
+  dsocr_safetensors *g;
+  dsocr_session *s;
+  int V, n_layers, index_topk, n_checked;
+} greedy_check;
+
+static gboolean
+on_token (int row, int step, int32_t token, const float *logits, gpointer user_data)
+{
+  greedy_check *gc = user_data;
+
+  if (gc->c->has_step_logits)
+    dsocr_test_assert_close (logits, golden_f32 (gc->g, "greedy_step_logits") + (gsize) step * gc->V,
+                             (gsize) gc->V, RTOL, "greedy_step_logits");
+  if (gc->c->has_decode_topk && step > 0) {
+    /* the step before this one fed token step-1: query position L + step - 1 */
+    const dsocr_indexer_outputs *o = dsocr_session_get_indexer_outputs (gc->s);
+    g_assert_nonnull (o);
+    for (int l = 0; l < gc->n_layers; l++) {
+      g_autofree char *name = g_strdup_printf ("decode_topk.%d", l);
+      g_autofree int32_t *want = golden_i32 (gc->g, name, NULL);
+      int64_t shape[3];
+      const int32_t *got = dsocr_indexer_outputs_get_topk (o, l, shape);
+      g_assert_cmpint (shape[1], ==, 1);
+      g_assert_cmpint (shape[2], ==, gc->index_topk);
+      assert_topk_sets (got, want + (gsize) (step - 1) * gc->index_topk, 1, gc->index_topk, name);
+    }
+    gc->n_checked++;
+  }
+  return TRUE;
+}
+
+/* 40 greedy tokens with the KV cache (and the indexer's key cache), both MLA forms. */
+static void
+test_greedy (gconstpointer data)
+{
+  const dsa_case *c = data;
+  dsocr_model *m = model_load (c);
+  dsocr_safetensors *g = golden_open (c->fixture, c->golden);
+  const dsocr_text_config *t = &dsocr_model_get_config (m)->text;
+  GError *err = NULL;
+  gsize L, n_new;
+  g_autofree int32_t *ids = golden_i32 (g, "input_ids", &L);
+  g_autofree int32_t *want = golden_i32 (g, "greedy_tokens", &n_new);
+
+  for (int form = DSOCR_MLA_AUTO; form <= DSOCR_MLA_ABSORBED; form++) {
+    dsocr_session *s = session_new (m, 1, form);
+    greedy_check gc = { c, g, s, t->vocab_size, t->num_hidden_layers, t->index_topk, 0 };
+    dsocr_generate_params p;
+    dsocr_generate_result *r = NULL;
+
+    if (c->has_decode_topk) {
+      dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_TOPK, &err);
+      g_assert_no_error (err);
+    }
+    dsocr_generate_params_init (&p);
+    p.max_new_tokens = (int) n_new;
+    p.ignore_eos = TRUE;
+    p.callback = on_token;
+    p.user_data = &gc;
+    dsocr_generate (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids }, &p, &r,
+                    &err);
+    g_assert_no_error (err);
+    g_assert_cmpint (r->n_steps, ==, (int) n_new);
+    for (gsize i = 0; i < n_new; i++)
+      g_assert_cmpint (r->tokens[i], ==, want[i]);
+    if (c->has_decode_topk)
+      g_assert_cmpint (gc.n_checked, ==, (int) n_new - 1);
+    dsocr_generate_result_free (r);
+    dsocr_session_free (s);
+  }
+  dsocr_safetensors_unref (g);
+  dsocr_model_unref (m);
+}
+
+/* A batch of the prompt and a left-padded shorter one: the last column's logits. */
+static void
+test_padded_batch (gconstpointer data)
+{
+  const dsa_case *c = data;
+  dsocr_model *m = model_load (c);
+  dsocr_safetensors *g = golden_open (c->fixture, c->golden);
+  const int V = dsocr_model_get_n_vocab (m);
+  GError *err = NULL;
+  gsize n;
+  g_autofree int32_t *ids = golden_i32 (g, "batch_input_ids", &n);
+  g_autofree int32_t *mask32 = golden_i32 (g, "batch_attention_mask", NULL);
+  g_autofree uint8_t *mask = g_new (uint8_t, n);
+  g_autofree float *logits = g_new (float, 2 * V);
+
+  for (gsize i = 0; i < n; i++)
+    mask[i] = (uint8_t) mask32[i];
+  for (int form = DSOCR_MLA_EXPANDED; form <= DSOCR_MLA_ABSORBED; form++) {
+    dsocr_session *s = session_new (m, 2, form);
+    dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_ALL, &err);
+    g_assert_no_error (err);
+    dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 2, .n_tokens = (int) n / 2, .ids = ids,
+                                               .attention_mask = mask },
+                           DSOCR_LOGITS_LAST, logits, &err);
+    g_assert_no_error (err);
+    dsocr_test_assert_close (logits, golden_f32 (g, "batch_last_logits"), 2 * (gsize) V, RTOL,
+                             "batch_last_logits");
+    {
+      /* padding keys are never scored or picked */
+      const dsocr_indexer_outputs *o = dsocr_session_get_indexer_outputs (s);
+      int64_t shape[3];
+      const float *sc = dsocr_indexer_outputs_get_scores (o, 1, shape);
+      const int32_t *tk = dsocr_indexer_outputs_get_topk (o, 1, NULL);
+      const int T = (int) shape[1], S = (int) shape[2], K = MIN (T, 6);
+      for (int tq = 0; tq < T; tq++)
+        for (int k = 0; k < S; k++)
+          if (!mask[T + k])
+            g_assert_true (isinf (sc[((gsize) T + tq) * S + k]));
+      for (int i = 0; i < T * K; i++)
+        g_assert_true (tk[(gsize) T * K + i] < 0 || mask[T + tk[(gsize) T * K + i]]);
+    }
+    dsocr_session_free (s);
+  }
+  dsocr_safetensors_unref (g);
+  dsocr_model_unref (m);
+}
+
+/* dsocr_indexer_outputs_save writes what the getters return. */
+static void
+test_save (void)
+{
+  dsocr_model *m = model_load (&case_sparse);
+  dsocr_safetensors *g = golden_open ("tiny-v32", "golden.safetensors");
+  dsocr_session *s = session_new (m, 1, DSOCR_MLA_AUTO);
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = golden_i32 (g, "input_ids", &L);
+  g_autofree char *dir = g_dir_make_tmp ("dsa-XXXXXX", &err);
+  g_autofree char *path = NULL;
+  const dsocr_indexer_outputs *o;
+  dsocr_safetensors *st;
+  double loss;
+
+  g_assert_no_error (err);
+  path = g_build_filename (dir, "scores.safetensors", NULL);
+  g_assert_false (dsocr_session_set_indexer_outputs (s, 1 << 7, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_ALL, &err);
+  g_assert_no_error (err);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         DSOCR_LOGITS_NONE, NULL, &err);
+  g_assert_no_error (err);
+  o = dsocr_session_get_indexer_outputs (s);
+  g_assert_true (dsocr_indexer_outputs_save (o, path, &err));
+  g_assert_no_error (err);
+  st = dsocr_safetensors_open (path, &err);
+  g_assert_no_error (err);
+  for (int l = 0; l < 3; l++) {
+    g_autofree char *sn = g_strdup_printf ("indexer.%d.scores", l);
+    g_autofree char *kn = g_strdup_printf ("indexer.%d.topk", l);
+    g_autofree char *tn = g_strdup_printf ("indexer.%d.kl_target", l);
+    const dsocr_tensor *ts = dsocr_safetensors_get (st, sn), *tk = dsocr_safetensors_get (st, kn),
+                       *tt = dsocr_safetensors_get (st, tn);
+    g_assert_nonnull (ts);
+    g_assert_nonnull (tk);
+    g_assert_nonnull (tt);
+    g_assert_cmpint (tk->dtype, ==, DSOCR_DTYPE_I32);
+    g_assert_cmpint (ts->shape[2], ==, (int64_t) L);
+    g_assert_cmpint (memcmp (ts->data, dsocr_indexer_outputs_get_scores (o, l, NULL), ts->nbytes),
+                     ==, 0);
+    g_assert_cmpint (memcmp (tk->data, dsocr_indexer_outputs_get_topk (o, l, NULL), tk->nbytes), ==,
+                     0);
+    g_assert_cmpint (memcmp (tt->data, dsocr_indexer_outputs_get_kl_target (o, l, NULL),
+                             tt->nbytes), ==, 0);
+  }
+  dsocr_indexer_kl_loss (o, &loss, &err);
+  g_assert_no_error (err);
+  g_assert_cmpfloat (*(const float *) dsocr_safetensors_get (st, "indexer_kl_loss")->data, ==,
+                     (float) loss);
+  dsocr_safetensors_unref (st);
+  /* outputs without targets: no loss */
+  dsocr_session_set_indexer_outputs (s, DSOCR_INDEXER_SCORES, &err);
+  dsocr_session_reset (s);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         DSOCR_LOGITS_NONE, NULL, &err);
+  g_assert_no_error (err);
+  o = dsocr_session_get_indexer_outputs (s);
+  g_assert_null (dsocr_indexer_outputs_get_topk (o, 0, NULL));
+  g_assert_false (dsocr_indexer_kl_loss (o, &loss, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  /* an unwritable path names itself */
+  {
+    g_autofree char *bad = g_build_filename (dir, "missing", "x.safetensors", NULL);
+    g_assert_false (dsocr_indexer_outputs_save (o, bad, &err));
+    g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_FILE);
+    g_assert_nonnull (strstr (err->message, "missing"));
+    g_clear_error (&err);
+  }
+  /* nothing recorded once the flags are cleared */
+  dsocr_session_set_indexer_outputs (s, 0, &err);
+  dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = 1, .ids = ids },
+                         DSOCR_LOGITS_NONE, NULL, &err);
+  g_assert_no_error (err);
+  g_assert_null (dsocr_session_get_indexer_outputs (s));
+  g_unlink (path);
+  g_rmdir (dir);
+  dsocr_session_free (s);
+  dsocr_safetensors_unref (g);
+  dsocr_model_unref (m);
+}
+
+/* use_sparse_attention false equals index_topk >= every length (nothing masked), and both
+ * equal transformers' DeepseekV3 without the indexer (golden-no-sparse). */
+static void
+test_dense_modes_agree (void)
+{
+  dsocr_model *dense = model_load (&case_no_sparse), *wide = model_load (&case_dense_topk);
+  dsocr_safetensors *g = golden_open ("tiny-v32", "golden-no-sparse.safetensors");
+  const int V = dsocr_model_get_n_vocab (dense);
+  GError *err = NULL;
+  gsize L;
+  g_autofree int32_t *ids = golden_i32 (g, "input_ids", &L);
+  g_autofree float *a = g_new (float, L * V), *b = g_new (float, L * V);
+  dsocr_session *sa = session_new (dense, 1, DSOCR_MLA_AUTO), *sb = session_new (wide, 1,
+                                                                                 DSOCR_MLA_AUTO);
+
+  dsocr_session_forward (sa, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         DSOCR_LOGITS_ALL, a, &err);
+  g_assert_no_error (err);
+  dsocr_session_forward (sb, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
+                         DSOCR_LOGITS_ALL, b, &err);
+  g_assert_no_error (err);
+  dsocr_test_assert_close (a, b, L * V, 1e-6, "no-sparse vs dense top-k");
+  dsocr_session_free (sa);
+  dsocr_session_free (sb);
+  dsocr_safetensors_unref (g);
+  dsocr_model_unref (dense);
+  dsocr_model_unref (wide);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -383,5 +846,19 @@ main (int argc, char **argv)
   g_test_add_func ("/dsa/indexer-layers", test_indexer_layers);
   g_test_add_func ("/dsa/kl-loss-arrays", test_kl_loss_arrays);
   g_test_add_func ("/dsa/fp8-dequantize", test_fp8_dequantize);
+  g_test_add_data_func ("/dsa/prefill/sparse", &case_sparse, test_prefill);
+  g_test_add_data_func ("/dsa/prefill/dense-topk", &case_dense_topk, test_prefill);
+  g_test_add_data_func ("/dsa/prefill/no-sparse", &case_no_sparse, test_prefill);
+  g_test_add_data_func ("/dsa/prefill/fp8", &case_fp8, test_prefill);
+  g_test_add_data_func ("/dsa/chunked/sparse", &case_sparse, test_chunked_prefill);
+  g_test_add_data_func ("/dsa/chunked/fp8", &case_fp8, test_chunked_prefill);
+  g_test_add_data_func ("/dsa/greedy/sparse", &case_sparse, test_greedy);
+  g_test_add_data_func ("/dsa/greedy/dense-topk", &case_dense_topk, test_greedy);
+  g_test_add_data_func ("/dsa/greedy/no-sparse", &case_no_sparse, test_greedy);
+  g_test_add_data_func ("/dsa/greedy/fp8", &case_fp8, test_greedy);
+  g_test_add_data_func ("/dsa/batch/sparse", &case_sparse, test_padded_batch);
+  g_test_add_data_func ("/dsa/batch/fp8", &case_fp8, test_padded_batch);
+  g_test_add_func ("/dsa/save", test_save);
+  g_test_add_func ("/dsa/dense-modes-agree", test_dense_modes_agree);
   return g_test_run ();
 }

@@ -15,17 +15,21 @@
  *   dsocr_model_unref (model);
  *
  * A model is the language half of a DeepSeek-V2-family checkpoint (DeepSeek-OCR, DeepSeek-V2,
- * DeepSeek-V3): token embeddings, the decoder layers (MHA or MLA attention, dense or MoE
- * feed-forward), the final norm and the head the config's architecture asks for (lm_head for a
- * causal LM, score for sequence classification, none for a bare model). Weights are borrowed
+ * DeepSeek-V3, DeepSeek-V3.2 with its sparse attention, dsocr-indexer.h): token embeddings,
+ * the decoder layers (MHA or MLA attention, dense or MoE feed-forward), the final norm and the
+ * head the config's architecture asks for (lm_head for a causal LM, score for sequence
+ * classification, none for a bare model). Weights are borrowed
  * views into the mapped checkpoint: nothing is converted or copied, so the resident size is
  * what the pages touched so far cost (the real DeepSeek-OCR decoder maps 6.7 GB of bf16).
  *
  * A model is immutable once loaded: any number of sessions, on any threads, may use it at the
  * same time. It lives until its last reference is dropped; sessions hold one.
  *
- * Weight dtypes: BF16 (the released checkpoints), F16 or F32. FP8 block-quantised checkpoints
- * are refused with DSOCR_ERROR_UNSUPPORTED.
+ * Weight dtypes: BF16 (the released checkpoints), F16 or F32. FP8 e4m3 weights with block
+ * scales (DeepSeek-V3 / V3.2 releases: quantization_config quant_method "fp8", each weight W
+ * with a `W_scale_inv` [ceil(out / 128), ceil(in / 128)]) are the exception to "nothing is
+ * copied": they are dequantised at load, W * scale per block, into memory the model owns (BF16
+ * when that is exact, as with ue8m0 scales, else F32).
  */
 #ifndef DSOCR_MODEL_H
 #define DSOCR_MODEL_H

@@ -20,7 +20,8 @@
  *
  * The cache is the reference's: MHA layers keep post-RoPE keys and values per KV head; MLA
  * layers keep the compressed latent c (kv_lora_rank, after kv_a_layernorm) and the shared
- * rotated key k_pe (qk_rope_head_dim) per column. It grows on demand up to n_ctx columns.
+ * rotated key k_pe (qk_rope_head_dim) per column, plus the sparse-attention indexer's key
+ * (index_head_dim) for DeepSeek-V3.2 (dsocr-indexer.h). It grows on demand up to n_ctx columns.
  *
  * Activations are float32; weights stay in the checkpoint's dtype and are widened on the fly.
  *
