@@ -33,6 +33,27 @@ test_f16_values (void)
 }
 
 static void
+test_f16_roundtrip (void)
+{
+  /* every finite half widens and narrows back to itself */
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    float f = dsk_f16_to_f32 ((uint16_t) h);
+    if (isnan (f))
+      g_assert_true (isnan (dsk_f16_to_f32 (dsk_f32_to_f16 (f))));
+    else
+      g_assert_cmpuint (dsk_f32_to_f16 (f), ==, h);
+  }
+  /* halfway cases round to even; overflow and the subnormal range */
+  g_assert_cmpuint (dsk_f32_to_f16 (1.0f + ldexpf (1.0f, -11)), ==, 0x3c00);
+  g_assert_cmpuint (dsk_f32_to_f16 (1.0f + 3 * ldexpf (1.0f, -11)), ==, 0x3c02);
+  g_assert_cmpuint (dsk_f32_to_f16 (65520.0f), ==, 0x7c00);
+  g_assert_cmpuint (dsk_f32_to_f16 (65519.0f), ==, 0x7bff);
+  g_assert_cmpuint (dsk_f32_to_f16 (ldexpf (1.0f, -25)), ==, 0x0000);
+  g_assert_cmpuint (dsk_f32_to_f16 (ldexpf (3.0f, -26)), ==, 0x0001);
+  g_assert_cmpuint (dsk_f32_to_f16 (-0.0f), ==, 0x8000);
+}
+
+static void
 test_f8_values (void)
 {
   g_assert_cmpfloat (dsk_f8_e4m3_to_f32 (0x38), ==, 1.0f);
@@ -101,6 +122,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/kernels/convert/bf16-roundtrip", test_bf16_roundtrip);
   g_test_add_func ("/kernels/convert/f16-values", test_f16_values);
+  g_test_add_func ("/kernels/convert/f16-roundtrip", test_f16_roundtrip);
   g_test_add_func ("/kernels/convert/f8-values", test_f8_values);
   g_test_add_func ("/kernels/convert/cpu", test_cpu_convert);
   g_test_add_func ("/kernels/convert/cuda-matches-cpu", test_cuda_matches_cpu);

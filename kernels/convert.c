@@ -36,6 +36,33 @@ dsk_f16_to_f32 (uint16_t h)
   return v.f;
 }
 
+uint16_t
+dsk_f32_to_f16 (float f)
+{
+  union { uint32_t u; float f; } v = { .f = f };
+  uint16_t sign = (uint16_t) ((v.u >> 16) & 0x8000u);
+  uint32_t a = v.u & 0x7fffffffu;
+
+  if (a > 0x7f800000u)                      /* NaN: quiet, keep the top payload bits */
+    return (uint16_t) (sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a >= 0x477ff000u)                     /* rounds to 65520 or more: infinity */
+    return (uint16_t) (sign | 0x7c00u);
+  if (a < 0x38800000u) {                    /* below 2^-14: subnormal half (or zero) */
+    /* value / 2^-24, rounded to nearest even by adding and subtracting a power of two
+     * large enough that the float's own rounding does the work */
+    union { uint32_t u; float f; } w = { .u = a };
+    float r = w.f * 16777216.0f;            /* exact: scales by 2^24 */
+    r = (r + 12582912.0f) - 12582912.0f;    /* 1.5 * 2^23: round to an integer, ties even */
+    return (uint16_t) (sign | (uint16_t) r);
+  }
+  /* normal: rebias the exponent, round the 13 dropped mantissa bits to nearest even */
+  uint32_t h = ((a >> 13) - (112u << 10));
+  uint32_t rest = a & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+    h++;
+  return (uint16_t) (sign | h);
+}
+
 float
 dsk_f8_e4m3_to_f32 (uint8_t b)
 {

@@ -68,6 +68,8 @@ dsk_f32_to_bf16 (float f)
 }
 
 float dsk_f16_to_f32 (uint16_t h);
+/* f32 -> IEEE half, round to nearest even; overflow gives inf, NaN stays NaN. */
+uint16_t dsk_f32_to_f16 (float f);
 float dsk_f8_e4m3_to_f32 (uint8_t b);
 
 /* ---- convert: widen any float dtype to f32 ----

@@ -6,6 +6,7 @@
  * prefill through the cache; 64 greedy tokens with the KV cache (and the raw logits of each
  * step); greedy decoding under no_repeat_ngram_size 3; for MLA fixtures, both attention forms;
  * for the OCR fixture, a left-padded batch of two prompts. */
+#include "dsk.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -480,9 +481,8 @@ write_converted (const dsocr_safetensors *src, const char *path, dsocr_dtype dty
       if (dtype == DSOCR_DTYPE_F32) {
         g_byte_array_append (data, (const guint8 *) &v[j], 4);
       } else {
-        /* bf16 values of the fixture are exact in f16 unless tiny; round-to-nearest via
-         * the compiler's _Float16 */
-        _Float16 h = (_Float16) v[j];
+        /* bf16 values of the fixture are exact in f16 unless tiny; round to nearest */
+        guint16 h = dsk_f32_to_f16 (v[j]);
         g_byte_array_append (data, (const guint8 *) &h, 2);
       }
     }
