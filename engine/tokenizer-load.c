@@ -370,6 +370,32 @@ build_added (dsocr_tokenizer *tok, GError **error)
 
 /* ---- normalizer, pre-tokenizer, decoder, post-processor ---- */
 
+typedef gboolean (*step_loader) (dsocr_tokenizer *tok, JsonObject *o, const char *where,
+                                 GError **error);
+
+/* A "Sequence" normalizer or pre-tokenizer: loads each element of o[@member] with @load, in
+ * order; @where grows into "...member[i]." so that errors point at the element. */
+static gboolean
+load_sequence (dsocr_tokenizer *tok, JsonObject *o, const char *member, const char *where,
+               step_loader load, GError **error)
+{
+  const char *name = tok->name;
+  JsonNode *ln = json_object_get_member (o, member);
+  if (!ln || !JSON_NODE_HOLDS_ARRAY (ln))
+    FAIL (DSOCR_ERROR_FORMAT, "%s: %s%s is not an array", name, where, member);
+  JsonArray *arr = json_node_get_array (ln);
+  for (guint i = 0; i < json_array_get_length (arr); i++) {
+    JsonNode *e = json_array_get_element (arr, i);
+    char sub[128];
+    g_snprintf (sub, sizeof sub, "%s%s[%u].", where, member, i);
+    if (!JSON_NODE_HOLDS_OBJECT (e))
+      FAIL (DSOCR_ERROR_FORMAT, "%s: %s is not an object", name, sub);
+    if (!load (tok, json_node_get_object (e), sub, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 load_normalizer (dsocr_tokenizer *tok, JsonObject *o, const char *where, GError **error)
 {
@@ -382,22 +408,8 @@ load_normalizer (dsocr_tokenizer *tok, JsonObject *o, const char *where, GError 
   }
   if (!type)
     FAIL (DSOCR_ERROR_FORMAT, "%s: %stype is missing", name, where);
-  if (strcmp (type, "Sequence") == 0) {
-    JsonNode *ln = json_object_get_member (o, "normalizers");
-    if (!ln || !JSON_NODE_HOLDS_ARRAY (ln))
-      FAIL (DSOCR_ERROR_FORMAT, "%s: %snormalizers is not an array", name, where);
-    JsonArray *arr = json_node_get_array (ln);
-    for (guint i = 0; i < json_array_get_length (arr); i++) {
-      JsonNode *e = json_array_get_element (arr, i);
-      char sub[96];
-      g_snprintf (sub, sizeof sub, "%snormalizers[%u].", where, i);
-      if (!JSON_NODE_HOLDS_OBJECT (e))
-        FAIL (DSOCR_ERROR_FORMAT, "%s: %s is not an object", name, sub);
-      if (!load_normalizer (tok, json_node_get_object (e), sub, error))
-        return FALSE;
-    }
-    return TRUE;
-  }
+  if (strcmp (type, "Sequence") == 0)
+    return load_sequence (tok, o, "normalizers", where, load_normalizer, error);
   static const struct {
     const char *type;
     tok_norm norm;
@@ -434,22 +446,8 @@ load_pre_tokenizer (dsocr_tokenizer *tok, JsonObject *o, const char *where, GErr
   }
   if (!type)
     FAIL (DSOCR_ERROR_FORMAT, "%s: %stype is missing", name, where);
-  if (strcmp (type, "Sequence") == 0) {
-    JsonNode *ln = json_object_get_member (o, "pretokenizers");
-    if (!ln || !JSON_NODE_HOLDS_ARRAY (ln))
-      FAIL (DSOCR_ERROR_FORMAT, "%s: %spretokenizers is not an array", name, where);
-    JsonArray *arr = json_node_get_array (ln);
-    for (guint i = 0; i < json_array_get_length (arr); i++) {
-      JsonNode *e = json_array_get_element (arr, i);
-      char sub[128];
-      g_snprintf (sub, sizeof sub, "%spretokenizers[%u].", where, i);
-      if (!JSON_NODE_HOLDS_OBJECT (e))
-        FAIL (DSOCR_ERROR_FORMAT, "%s: %s is not an object", name, sub);
-      if (!load_pre_tokenizer (tok, json_node_get_object (e), sub, error))
-        return FALSE;
-    }
-    return TRUE;
-  }
+  if (strcmp (type, "Sequence") == 0)
+    return load_sequence (tok, o, "pretokenizers", where, load_pre_tokenizer, error);
   if (tok->n_steps == TOK_MAX_STEPS)
     FAIL (DSOCR_ERROR_UNSUPPORTED, "%s: more than %d pre-tokenizer steps", name, TOK_MAX_STEPS);
   if (tok->n_steps > 0 && tok->steps[tok->n_steps - 1].kind == TOK_STEP_BYTE_LEVEL)
