@@ -8,6 +8,7 @@
 #include "dsocr/dsocr-config.h"
 #include "dsocr/dsocr-error.h"
 #include "dsocr/dsocr-generate.h"
+#include "dsocr-build-config.h"
 
 struct dsocr_ocr {
   gatomicrefcount ref;
@@ -99,6 +100,28 @@ dsocr_ocr_new (dsocr_model *model, dsocr_vision *vision, dsocr_tokenizer *tokeni
       ocr->td_ids[ocr->n_td_ids++] = id;
   }
   return ocr;
+}
+
+/* ---- the default model ---- */
+
+static gboolean
+is_model_dir (const char *dir)
+{
+  g_autofree char *cfg = g_build_filename (dir, "config.json", NULL);
+  return g_file_test (cfg, G_FILE_TEST_IS_REGULAR);
+}
+
+const char *
+dsocr_ocr_default_model_dir (void)
+{
+  const char *env = g_getenv ("DSOCR_MODEL");
+  if (env && *env)
+    return env;
+  /* an uninstalled build runs on the copy in its source tree until the model is installed */
+  if (!is_model_dir (DSOCR_MODEL_INSTALL_DIR) &&
+      is_model_dir (DSOCR_SOURCE_DIR "/models/dsocr-reader"))
+    return DSOCR_SOURCE_DIR "/models/dsocr-reader";
+  return DSOCR_MODEL_INSTALL_DIR;
 }
 
 dsocr_ocr *

@@ -36,24 +36,29 @@ vis_clip_pos (const dsocr_vision *v, int g, float *out, GError **error)
 }
 
 gboolean
-vis_clip_forward (const dsocr_vision *v, const float *sam, int g, float *out, GError **error)
+vis_clip_forward (const dsocr_vision *v, const float *sam, int n_views, int g, float *out,
+                  GError **error)
 {
   const size_t W = (size_t) v->clip_width, H = (size_t) v->clip_heads, hd = W / H;
   const size_t N = (size_t) g * (size_t) g + 1, F = (size_t) v->clip_ffn;
-  float *t = out;                                           // [N, W] residual stream
-  float *ln = vis_alloc (N * W, "CLIP", error);             // [N, W]
-  float *qkv = ln ? vis_alloc (N * 3 * W, "CLIP", error) : NULL;   // [N, 3W]
-  float *att = qkv ? vis_alloc (N * W, "CLIP", error) : NULL;      // [N, W]
-  float *mlp = att ? vis_alloc (N * F, "CLIP", error) : NULL;      // [N, F]
-  gboolean ok = mlp && vis_clip_pos (v, g, ln, error);
+  const size_t B = (size_t) n_views, R = B * N;
+  float *t = out;                                           // [B*N, W] residual stream
+  float *ln = vis_alloc (R * W, "CLIP", error);             // [B*N, W]
+  float *qkv = ln ? vis_alloc (R * 3 * W, "CLIP", error) : NULL;   // [B*N, 3W]
+  float *att = qkv ? vis_alloc (R * W, "CLIP", error) : NULL;      // [B*N, W]
+  float *mlp = att ? vis_alloc (R * F, "CLIP", error) : NULL;      // [B*N, F]
+  gboolean ok = mlp && vis_clip_pos (v, g, ln, error);      // positions in ln[0 .. N*W)
 
   if (ok) {
-    memcpy (t, v->cls, W * sizeof (float));
-    memcpy (t + W, sam, (N - 1) * W * sizeof (float));
-    for (size_t i = 0; i < N * W; i++)
-      t[i] += ln[i];
+    for (size_t i = 0; i < B; i++) {
+      float *ti = t + i * N * W;
+      memcpy (ti, v->cls, W * sizeof (float));
+      memcpy (ti + W, sam + i * (N - 1) * W, (N - 1) * W * sizeof (float));
+      for (size_t j = 0; j < N * W; j++)
+        ti[j] += ln[j];
+    }
     ok = vis_check (dsk_layernorm_f32_cpu (t, t, v->pre_w.data, v->pre_b.data, v->pre_w.dtype,
-                                           N, W, CLIP_LN_EPS), "CLIP pre-norm", error);
+                                           R, W, CLIP_LN_EPS), "CLIP pre-norm", error);
   }
 
   dsk_matmul_opts acc = { .accumulate = 1 };
@@ -65,25 +70,30 @@ vis_clip_forward (const dsocr_vision *v, const float *sam, int g, float *out, GE
   for (int l = 0; ok && l < v->n_layers; l++) {
     const vis_clip_layer *ly = &v->layers[l];
     ok = vis_check (dsk_layernorm_f32_cpu (ln, t, ly->ln1_w.data, ly->ln1_b.data,
-                                           ly->ln1_w.dtype, N, W, CLIP_LN_EPS),
+                                           ly->ln1_w.dtype, R, W, CLIP_LN_EPS),
                     "CLIP layer_norm1", error) &&
          vis_check (dsk_matmul_f32_cpu (qkv, ln, ly->qkv_w.data, ly->qkv_w.dtype,
-                                        ly->qkv_b.data, ly->qkv_b.dtype, N, W, 3 * W, NULL),
-                    "CLIP qkv", error) &&
-         vis_check (dsk_attention_f32_cpu (att, qkv, qkv + W, qkv + 2 * W, &ap),
-                    "CLIP attention", error) &&
+                                        ly->qkv_b.data, ly->qkv_b.dtype, R, W, 3 * W, NULL),
+                    "CLIP qkv", error);
+    /* attention within each view; every other op over the rows of all views */
+    for (size_t i = 0; ok && i < B; i++) {
+      const float *q = qkv + i * N * 3 * W;
+      ok = vis_check (dsk_attention_f32_cpu (att + i * N * W, q, q + W, q + 2 * W, &ap),
+                      "CLIP attention", error);
+    }
+    ok = ok &&
          vis_check (dsk_matmul_f32_cpu (t, att, ly->out_w.data, ly->out_w.dtype,
-                                        ly->out_b.data, ly->out_b.dtype, N, W, W, &acc),
+                                        ly->out_b.data, ly->out_b.dtype, R, W, W, &acc),
                     "CLIP out_proj", error) &&
          vis_check (dsk_layernorm_f32_cpu (ln, t, ly->ln2_w.data, ly->ln2_b.data,
-                                           ly->ln2_w.dtype, N, W, CLIP_LN_EPS),
+                                           ly->ln2_w.dtype, R, W, CLIP_LN_EPS),
                     "CLIP layer_norm2", error) &&
          vis_check (dsk_matmul_f32_cpu (mlp, ln, ly->fc1_w.data, ly->fc1_w.dtype,
-                                        ly->fc1_b.data, ly->fc1_b.dtype, N, W, F, NULL),
+                                        ly->fc1_b.data, ly->fc1_b.dtype, R, W, F, NULL),
                     "CLIP fc1", error) &&
-         vis_check (dsk_quick_gelu_f32_cpu (mlp, mlp, N * F), "CLIP quick_gelu", error) &&
+         vis_check (dsk_quick_gelu_f32_cpu (mlp, mlp, R * F), "CLIP quick_gelu", error) &&
          vis_check (dsk_matmul_f32_cpu (t, mlp, ly->fc2_w.data, ly->fc2_w.dtype,
-                                        ly->fc2_b.data, ly->fc2_b.dtype, N, F, W, &acc),
+                                        ly->fc2_b.data, ly->fc2_b.dtype, R, F, W, &acc),
                     "CLIP fc2", error);
   }
   g_free (ln);

@@ -87,15 +87,15 @@ rel_terms (const float *q, size_t qs, size_t heads, size_t hd, size_t size, cons
 
 /* Scratch of one forward, sized for the largest block. */
 typedef struct {
-  float *ln;      // [T, D]
-  float *qkv;     // [T, 3D], the grid's tokens
+  float *ln;      // [B*T, D]
+  float *qkv;     // [B*T, 3D], the grids' tokens
   float *win;     // [n_win * L, 3D] windowed tokens with padding
-  float *att;     // [max(T, n_win * L), D]
+  float *att;     // [n_win * L, D] one view's window outputs
   float *rel_h;   // global: [heads, T, g]; windowed: [n_win, heads, L, w]
   float *rel_w;   // same
   float *tab_h;   // [2 * max(g, w) - 1, hd]
   float *tab_w;
-  float *mlp;     // [T, mlp]
+  float *mlp;     // [B*T, mlp]
   float *bias;    // [3D] a windowed block's qkv bias in f32
 } sam_scratch;
 
@@ -129,88 +129,103 @@ attend (const dsocr_vision *v, const float *q, const float *k, const float *val,
   return vis_check (dsk_attention_f32_cpu (out, q, k, val, &p), "SAM attention", error);
 }
 
-/* x [g*g, D] += attention part of block @b (its input already normed into s->ln). */
+/* Self-attention of one view: qkv [g*g, 3D] in grid order -> out [g*g, D] in grid order. */
 static gboolean
-block_attention (const dsocr_vision *v, int b, size_t g, float *x, sam_scratch *s,
+view_attention (const dsocr_vision *v, int b, size_t g, const float *qkv, float *out,
+                sam_scratch *s, GError **error)
+{
+  const vis_sam_block *blk = &v->blocks[b];
+  const size_t D = (size_t) v->sam_width, H = (size_t) v->sam_heads, hd = D / H;
+  const size_t T = g * g, D3 = 3 * D;
+
+  if (blk->window == 0) {
+    rel_terms (qkv, D3, H, hd, g, s->tab_h, s->tab_w, s->rel_h, s->rel_w);
+    return attend (v, qkv, qkv + D, qkv + 2 * D, D3, T, g, s->rel_h, s->rel_w, out, error);
+  }
+
+  const size_t w = (size_t) blk->window, L = w * w, nw = (g + w - 1) / w;
+  const float *bias = s->bias;   // qkv of a zero (padding) token: the bias alone
+  /* gather the windows, row-major over windows and within each */
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < nw * nw * L; r++) {
+    const size_t wi = r / L, t = r % L;
+    const size_t gy = (wi / nw) * w + t / w, gx = (wi % nw) * w + t % w;
+    const float *src = gy < g && gx < g ? qkv + (gy * g + gx) * D3 : bias;
+    memcpy (s->win + r * D3, src, D3 * sizeof (float));
+  }
+  /* one window per thread: the windows are many and alike, while the ops' own parallel
+   * loops over a single 14x14 window would be short and join often */
+  int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t wi = 0; wi < nw * nw; wi++) {
+    const float *base = s->win + wi * L * D3;
+    float *rh = s->rel_h + wi * H * L * w, *rw = s->rel_w + wi * H * L * w;
+    rel_terms (base, D3, H, hd, w, s->tab_h, s->tab_w, rh, rw);
+    if (!attend (v, base, base + D, base + 2 * D, D3, L, w, rh, rw, s->att + wi * L * D,
+                 NULL)) {
+#pragma omp atomic write
+      failed = 1;
+    }
+  }
+  if (failed)
+    return vis_check (DSK_ERR_INVALID, "SAM window attention", error);
+  /* scatter the real tokens back to grid order */
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < nw * nw * L; r++) {
+    const size_t wi = r / L, t = r % L;
+    const size_t gy = (wi / nw) * w + t / w, gx = (wi % nw) * w + t % w;
+    if (gy < g && gx < g)
+      memcpy (out + (gy * g + gx) * D, s->att + r * D, D * sizeof (float));
+  }
+  return TRUE;
+}
+
+/* x [B*g*g, D] += attention part of block @b for @B views (their input already normed into
+ * s->ln). The projections run once over the rows of all views; attention runs view by view. */
+static gboolean
+block_attention (const dsocr_vision *v, int b, size_t B, size_t g, float *x, sam_scratch *s,
                  GError **error)
 {
   const vis_sam_block *blk = &v->blocks[b];
   const size_t D = (size_t) v->sam_width, H = (size_t) v->sam_heads, hd = D / H;
   const size_t T = g * g, D3 = 3 * D;
-  const float *att = s->att;   // [T, D] attention output in grid order
 
   if (!vis_check (dsk_matmul_f32_cpu (s->qkv, s->ln, blk->qkv_w.data, blk->qkv_w.dtype,
-                                      blk->qkv_b.data, blk->qkv_b.dtype, T, D, D3, NULL),
+                                      blk->qkv_b.data, blk->qkv_b.dtype, B * T, D, D3, NULL),
                   "SAM qkv", error))
     return FALSE;
-
   if (blk->window == 0) {
     if (!vis_sam_rel_tables (v, b, (int) g, s->tab_h, s->tab_w, error))
       return FALSE;
-    rel_terms (s->qkv, D3, H, hd, g, s->tab_h, s->tab_w, s->rel_h, s->rel_w);
-    if (!attend (v, s->qkv, s->qkv + D, s->qkv + 2 * D, D3, T, g, s->rel_h, s->rel_w, s->att,
-                 error))
-      return FALSE;
   } else {
-    const size_t w = (size_t) blk->window, L = w * w, nw = (g + w - 1) / w;
-    float *bias = s->bias;   // qkv of a zero (padding) token: the bias alone
-    dsk_convert_to_f32_cpu (bias, blk->qkv_b.data, blk->qkv_b.dtype, D3);
+    const size_t w = (size_t) blk->window;
+    dsk_convert_to_f32_cpu (s->bias, blk->qkv_b.data, blk->qkv_b.dtype, D3);
     memcpy (s->tab_h, blk->rel_h, (2 * w - 1) * hd * sizeof (float));
     memcpy (s->tab_w, blk->rel_w, (2 * w - 1) * hd * sizeof (float));
-
-    /* gather the windows, row-major over windows and within each */
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < nw * nw * L; r++) {
-      const size_t wi = r / L, t = r % L;
-      const size_t gy = (wi / nw) * w + t / w, gx = (wi % nw) * w + t % w;
-      const float *src = gy < g && gx < g ? s->qkv + (gy * g + gx) * D3 : bias;
-      memcpy (s->win + r * D3, src, D3 * sizeof (float));
-    }
-    /* one window per thread: the windows are many and alike, while the ops' own parallel
-     * loops over a single 14x14 window would be short and join often */
-    int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t wi = 0; wi < nw * nw; wi++) {
-      const float *base = s->win + wi * L * D3;
-      float *rh = s->rel_h + wi * H * L * w, *rw = s->rel_w + wi * H * L * w;
-      rel_terms (base, D3, H, hd, w, s->tab_h, s->tab_w, rh, rw);
-      if (!attend (v, base, base + D, base + 2 * D, D3, L, w, rh, rw, s->att + wi * L * D,
-                   NULL)) {
-#pragma omp atomic write
-        failed = 1;
-      }
-    }
-    if (failed)
-      return vis_check (DSK_ERR_INVALID, "SAM window attention", error);
-    /* scatter the real tokens back to grid order (into ln, free now) */
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < nw * nw * L; r++) {
-      const size_t wi = r / L, t = r % L;
-      const size_t gy = (wi / nw) * w + t / w, gx = (wi % nw) * w + t % w;
-      if (gy < g && gx < g)
-        memcpy (s->ln + (gy * g + gx) * D, s->att + r * D, D * sizeof (float));
-    }
-    att = s->ln;
   }
+  /* the attention outputs go to ln, free once qkv is computed */
+  for (size_t i = 0; i < B; i++)
+    if (!view_attention (v, b, g, s->qkv + i * T * D3, s->ln + i * T * D, s, error))
+      return FALSE;
 
   dsk_matmul_opts acc = { .accumulate = 1 };
-  return vis_check (dsk_matmul_f32_cpu (x, att, blk->proj_w.data, blk->proj_w.dtype,
-                                        blk->proj_b.data, blk->proj_b.dtype, T, D, D, &acc),
+  return vis_check (dsk_matmul_f32_cpu (x, s->ln, blk->proj_w.data, blk->proj_w.dtype,
+                                        blk->proj_b.data, blk->proj_b.dtype, B * T, D, D, &acc),
                     "SAM attention projection", error);
 }
 
 static gboolean
-block_forward (const dsocr_vision *v, int b, size_t g, float *x, sam_scratch *s,
+block_forward (const dsocr_vision *v, int b, size_t B, size_t g, float *x, sam_scratch *s,
                GError **error)
 {
   const vis_sam_block *blk = &v->blocks[b];
-  const size_t D = (size_t) v->sam_width, T = g * g, M = (size_t) v->sam_mlp;
+  const size_t D = (size_t) v->sam_width, T = B * g * g, M = (size_t) v->sam_mlp;
   dsk_matmul_opts acc = { .accumulate = 1 };
 
   return vis_check (dsk_layernorm_f32_cpu (s->ln, x, blk->norm1_w.data, blk->norm1_b.data,
                                            blk->norm1_w.dtype, T, D, SAM_LN_EPS),
                     "SAM norm1", error) &&
-         block_attention (v, b, g, x, s, error) &&
+         block_attention (v, b, B, g, x, s, error) &&
          vis_check (dsk_layernorm_f32_cpu (s->ln, x, blk->norm2_w.data, blk->norm2_b.data,
                                            blk->norm2_w.dtype, T, D, SAM_LN_EPS),
                     "SAM norm2", error) &&
@@ -280,32 +295,35 @@ neck_forward (const dsocr_vision *v, const float *x, size_t g, float *out, GErro
 }
 
 gboolean
-vis_sam_forward (const dsocr_vision *v, const float *pixels, int size, float *out,
+vis_sam_forward (const dsocr_vision *v, const float *pixels, int n_views, int size, float *out,
                  GError **error)
 {
   const size_t D = (size_t) v->sam_width, H = (size_t) v->sam_heads, hd = D / H;
-  const size_t P = (size_t) v->patch, g = (size_t) size / P, T = g * g;
+  const size_t P = (size_t) v->patch, g = (size_t) size / P, T = g * g, B = (size_t) n_views;
   const size_t w = (size_t) v->window, nw = (g + w - 1) / w, L = w * w;
   const size_t side = MAX (g, w), n_rel = MAX (H * T * g, nw * nw * H * L * w);
+  const size_t n_px = 3 * (size_t) size * (size_t) size;
+  const size_t n_out = vis_grid_side (v, size) * (size_t) vis_grid_side (v, size) *
+                       (size_t) v->sam_out;
   sam_scratch s = { 0 };
   gboolean ok = FALSE;
 
-  float *x = vis_alloc (T * D, "the SAM tokens", error);   // [T, D] residual stream
+  float *x = vis_alloc (B * T * D, "the SAM tokens", error);   // [B*T, D] residual stream
   if (!x)
     return FALSE;
-  if (!(s.ln = vis_alloc (T * D, "SAM", error)) ||
-      !(s.qkv = vis_alloc (T * 3 * D, "SAM", error)) ||
+  if (!(s.ln = vis_alloc (B * T * D, "SAM", error)) ||
+      !(s.qkv = vis_alloc (B * T * 3 * D, "SAM", error)) ||
       !(s.win = vis_alloc (nw * nw * L * 3 * D, "SAM", error)) ||
-      !(s.att = vis_alloc (MAX (T, nw * nw * L) * D, "SAM", error)) ||
+      !(s.att = vis_alloc (nw * nw * L * D, "SAM", error)) ||
       !(s.rel_h = vis_alloc (n_rel, "SAM", error)) ||
       !(s.rel_w = vis_alloc (n_rel, "SAM", error)) ||
       !(s.tab_h = vis_alloc ((2 * side - 1) * hd, "SAM", error)) ||
       !(s.tab_w = vis_alloc ((2 * side - 1) * hd, "SAM", error)) ||
-      !(s.mlp = vis_alloc (T * (size_t) v->sam_mlp, "SAM", error)) ||
+      !(s.mlp = vis_alloc (B * T * (size_t) v->sam_mlp, "SAM", error)) ||
       !(s.bias = vis_alloc (3 * D, "SAM", error)))
     goto out;
 
-  /* patch embedding: NCHW pixels -> channels-last tokens, then positions (into s.ln first) */
+  /* patch embedding: NCHW pixels -> channels-last tokens, view by view */
   dsk_conv2d_params pe = {
     .c_in = 3, .h = (size_t) size, .w = (size_t) size, .in_layout = DSK_LAYOUT_NCHW,
     .c_out = D, .kh = P, .kw = P, .stride = P,
@@ -314,19 +332,24 @@ vis_sam_forward (const dsocr_vision *v, const float *pixels, int size, float *ou
   float *work = vis_alloc (wn, "the patch embedding", error);   // [block, 3 * P * P]
   if (!work)
     goto out;
-  ok = vis_check (dsk_conv2d_f32_cpu (x, pixels, v->patch_w.data, v->patch_w.dtype,
-                                      v->patch_b.data, v->patch_b.dtype, &pe, work, wn),
-                  "SAM patch embedding", error);
+  ok = TRUE;
+  for (size_t i = 0; ok && i < B; i++)
+    ok = vis_check (dsk_conv2d_f32_cpu (x + i * T * D, pixels + i * n_px, v->patch_w.data,
+                                        v->patch_w.dtype, v->patch_b.data, v->patch_b.dtype,
+                                        &pe, work, wn),
+                    "SAM patch embedding", error);
   g_free (work);
+  /* absolute positions (resampled into s.ln first), the same for every view */
   if (!ok || !(ok = vis_sam_pos (v, (int) g, s.ln, error)))
     goto out;
-  for (size_t i = 0; i < T * D; i++)
-    x[i] += s.ln[i];
+  for (size_t i = 0; i < B; i++)
+    for (size_t j = 0; j < T * D; j++)
+      x[i * T * D + j] += s.ln[j];
 
   for (int b = 0; ok && b < v->n_blocks; b++)
-    ok = block_forward (v, b, g, x, &s, error);
-  if (ok)
-    ok = neck_forward (v, x, g, out, error);
+    ok = block_forward (v, b, B, g, x, &s, error);
+  for (size_t i = 0; ok && i < B; i++)
+    ok = neck_forward (v, x + i * T * D, g, out + i * n_out, error);
 out:
   scratch_free (&s);
   g_free (x);

@@ -336,30 +336,32 @@ dsocr_vision_grid_side (const dsocr_vision *vision, int size)
 /* ---- projector ---- */
 
 gboolean
-vis_project (const dsocr_vision *v, const float *clip, const float *sam, int n, float *out,
-             GError **error)
+vis_project (const dsocr_vision *v, const float *clip, const float *sam, int n_views, int n,
+             float *out, GError **error)
 {
   const size_t cw = (size_t) v->clip_width, sw = (size_t) v->sam_out, in = cw + sw;
-  float *cat = vis_alloc ((gsize) n * in, "the projector input", error);   // [n, cw + sw]
+  const size_t rows = (size_t) n_views * (size_t) n;
+  float *cat = vis_alloc (rows * in, "the projector input", error);   // [B*n, cw + sw]
   if (!cat)
     return FALSE;
-  for (int i = 0; i < n; i++) {
-    memcpy (cat + (size_t) i * in, clip + (size_t) (i + 1) * cw, cw * sizeof (float));
-    memcpy (cat + (size_t) i * in + cw, sam + (size_t) i * sw, sw * sizeof (float));
+  for (size_t r = 0; r < rows; r++) {
+    const size_t view = r / (size_t) n, i = r % (size_t) n;
+    memcpy (cat + r * in, clip + (view * ((size_t) n + 1) + i + 1) * cw, cw * sizeof (float));
+    memcpy (cat + r * in + cw, sam + r * sw, sw * sizeof (float));
   }
   gboolean ok = vis_check (dsk_matmul_f32_cpu (out, cat, v->proj_w.data, v->proj_w.dtype,
-                                               v->proj_b.data, v->proj_b.dtype, (size_t) n, in,
+                                               v->proj_b.data, v->proj_b.dtype, rows, in,
                                                (size_t) v->n_embed, NULL),
                            "projector", error);
   g_free (cat);
   return ok;
 }
 
-/* ---- one view ---- */
+/* ---- views ---- */
 
 gboolean
-dsocr_vision_encode_view (const dsocr_vision *vision, const float *pixels, int size,
-                          float *out, GError **error)
+dsocr_vision_encode_views (const dsocr_vision *vision, const float *pixels, int n_views,
+                           int size, float *out, GError **error)
 {
   g_return_val_if_fail (vision != NULL && pixels != NULL && out != NULL, FALSE);
   const dsocr_vision *v = vision;
@@ -370,25 +372,39 @@ dsocr_vision_encode_view (const dsocr_vision *vision, const float *pixels, int s
                  size, size, v->patch);
     return FALSE;
   }
-  const gsize np = 3 * (gsize) size * (gsize) size, nt = (gsize) g * (gsize) g;
-  float *px = vis_alloc (np, "the pixels", error);                         // [3, S, S]
-  float *sam = px ? vis_alloc (nt * (gsize) v->sam_out, "the SAM output", error)
-                  : NULL;                                                  // [n*n, sam_out]
-  float *clip = sam ? vis_alloc ((nt + 1) * (gsize) v->clip_width, "the CLIP output", error)
-                    : NULL;                                                // [n*n + 1, W]
+  if (n_views <= 0 || n_views > DSOCR_VISION_MAX_VIEWS) {
+    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
+                 "vision: %d views in one batch (1 to %d)", n_views, DSOCR_VISION_MAX_VIEWS);
+    return FALSE;
+  }
+  const gsize B = (gsize) n_views;
+  const gsize np = B * 3 * (gsize) size * (gsize) size, nt = (gsize) g * (gsize) g;
+  float *px = vis_alloc (np, "the pixels", error);                         // [B, 3, S, S]
+  float *sam = px ? vis_alloc (B * nt * (gsize) v->sam_out, "the SAM output", error)
+                  : NULL;                                                  // [B, n*n, sam_out]
+  float *clip = sam ? vis_alloc (B * (nt + 1) * (gsize) v->clip_width, "the CLIP output",
+                                 error)
+                    : NULL;                                                // [B, n*n + 1, W]
   gboolean ok = FALSE;
   if (clip) {
     /* the reference hands SAM bf16 pixels */
     for (gsize i = 0; i < np; i++)
       px[i] = dsk_bf16_to_f32 (dsk_f32_to_bf16 (pixels[i]));
-    ok = vis_sam_forward (v, px, size, sam, error) &&
-         vis_clip_forward (v, sam, g, clip, error) &&
-         vis_project (v, clip, sam, (int) nt, out, error);
+    ok = vis_sam_forward (v, px, n_views, size, sam, error) &&
+         vis_clip_forward (v, sam, n_views, g, clip, error) &&
+         vis_project (v, clip, sam, n_views, (int) nt, out, error);
   }
   g_free (px);
   g_free (sam);
   g_free (clip);
   return ok;
+}
+
+gboolean
+dsocr_vision_encode_view (const dsocr_vision *vision, const float *pixels, int size,
+                          float *out, GError **error)
+{
+  return dsocr_vision_encode_views (vision, pixels, 1, size, out, error);
 }
 
 /* ---- packing ---- */
@@ -447,22 +463,70 @@ dsocr_vision_pack (const dsocr_vision *vision, const float *global, int n, const
 
 /* ---- the whole image ---- */
 
-/* @t's element block @index of @count equal blocks as f32 pixels (copied when BF16). */
-static const float *
-pixels_of (const dsocr_tensor *t, gsize index, gsize per_view, float **copy, GError **error)
+/* One view to encode: block @index of @t's views, @size pixels square, its projector rows
+ * going to @dst [n * n, n_embed]. */
+typedef struct {
+  const dsocr_tensor *t;
+  gsize index;
+  int size;
+  float *dst;
+} view_job;
+
+static int
+job_by_size (gconstpointer a, gconstpointer b)
 {
-  if (t->dtype == DSOCR_DTYPE_F32)
-    return (const float *) t->data + index * per_view;
-  if (t->dtype != DSOCR_DTYPE_BF16) {
-    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_UNSUPPORTED,
-                 "vision: pixels of dtype %s, expected F32 or BF16", dsocr_dtype_name (t->dtype));
-    return NULL;
+  const view_job *x = a, *y = b;
+  return (x->size > y->size) - (x->size < y->size);
+}
+
+/* Copies view @j's pixels into @dst as f32. */
+static gboolean
+gather_pixels (const view_job *j, float *dst, GError **error)
+{
+  const gsize per = 3 * (gsize) j->size * (gsize) j->size;
+  if (j->t->dtype == DSOCR_DTYPE_F32) {
+    memcpy (dst, (const float *) j->t->data + j->index * per, per * sizeof (float));
+    return TRUE;
   }
-  if (!*copy && !(*copy = vis_alloc (per_view, "the pixels", error)))
-    return NULL;
-  dsk_convert_to_f32_cpu (*copy, (const uint16_t *) t->data + index * per_view, DSK_BF16,
-                          per_view);
-  return *copy;
+  if (j->t->dtype != DSOCR_DTYPE_BF16) {
+    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_UNSUPPORTED,
+                 "vision: pixels of dtype %s, expected F32 or BF16",
+                 dsocr_dtype_name (j->t->dtype));
+    return FALSE;
+  }
+  dsk_convert_to_f32_cpu (dst, (const uint16_t *) j->t->data + j->index * per, DSK_BF16, per);
+  return TRUE;
+}
+
+/* Encodes @n jobs, equal sizes together in batches of up to DSOCR_VISION_BATCH views. */
+static gboolean
+run_jobs (const dsocr_vision *v, view_job *jobs, int n, GError **error)
+{
+  const gsize E = (gsize) v->n_embed;
+  qsort (jobs, (size_t) n, sizeof *jobs, job_by_size);
+  float *px = NULL, *out = NULL;
+  gboolean ok = TRUE;
+  for (int i = 0; ok && i < n;) {
+    int nb = 1;
+    while (i + nb < n && nb < DSOCR_VISION_BATCH && jobs[i + nb].size == jobs[i].size)
+      nb++;
+    const int S = jobs[i].size, g = vis_grid_side (v, S);
+    const gsize per = 3 * (gsize) S * (gsize) S, rows = (gsize) g * (gsize) g * E;
+    g_free (px);
+    g_free (out);
+    out = NULL;
+    ok = (px = vis_alloc (per * (gsize) nb, "the pixels", error)) != NULL &&   // [nb, 3, S, S]
+         (out = vis_alloc (rows * (gsize) nb, "the views", error)) != NULL;    // [nb, g*g, E]
+    for (int k = 0; ok && k < nb; k++)
+      ok = gather_pixels (&jobs[i + k], px + (gsize) k * per, error);
+    ok = ok && dsocr_vision_encode_views (v, px, nb, S, out, error);
+    for (int k = 0; ok && k < nb; k++)
+      memcpy (jobs[i + k].dst, out + (gsize) k * rows, rows * sizeof (float));
+    i += nb;
+  }
+  g_free (px);
+  g_free (out);
+  return ok;
 }
 
 static gboolean
@@ -485,49 +549,88 @@ check_views (const dsocr_preprocessed *pp, GError **error)
   return FALSE;
 }
 
+/* Per image of a batch: its grids and the encoded views before packing. */
+typedef struct {
+  int n, m, cols, rows, n_tokens;
+  float *glob;   // [n*n, E]
+  float *tiles;  // [n_tiles, m*m, E] or NULL
+} image_work;
+
+gboolean
+dsocr_vision_encode_batch (const dsocr_vision *vision, const dsocr_preprocessed *const *pps,
+                           int n_images, dsocr_tensor **out, GError **error)
+{
+  g_return_val_if_fail (vision != NULL && (pps != NULL || n_images == 0) && out != NULL, FALSE);
+  const gsize E = (gsize) vision->n_embed;
+  image_work *w = g_new0 (image_work, MAX (n_images, 1));
+  int n_jobs = 0;
+  gboolean ok = TRUE;
+
+  for (int i = 0; i < n_images; i++)
+    out[i] = NULL;
+  for (int i = 0; ok && i < n_images; i++) {
+    const dsocr_preprocessed *pp = pps[i];
+    image_work *iw = &w[i];
+    if (!(ok = pp != NULL && check_views (pp, error))) {
+      if (!pp)
+        g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID, "vision: image %d is missing", i);
+      break;
+    }
+    const int S = pp->view_size;
+    iw->n = vis_grid_side (vision, S);
+    iw->m = pp->n_tiles ? vis_grid_side (vision, DSOCR_TILE_SIZE) : 0;
+    iw->cols = pp->n_tiles ? pp->grid_cols : 0;
+    iw->rows = pp->n_tiles ? pp->grid_rows : 0;
+    iw->n_tokens = dsocr_vision_pack_n_tokens (iw->n, iw->m, iw->cols, iw->rows);
+    if (iw->n == 0 || iw->n_tokens != pp->n_image_tokens) {
+      g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
+                   "vision: a %d-pixel view with %d x %d tiles gives %d embeddings, the "
+                   "prompt has %d placeholders", S, iw->cols, iw->rows, iw->n_tokens,
+                   pp->n_image_tokens);
+      ok = FALSE;
+      break;
+    }
+    ok = (iw->glob = vis_alloc ((gsize) iw->n * iw->n * E, "the global view", error)) &&
+         (iw->m == 0 ||
+          (iw->tiles = vis_alloc ((gsize) pp->n_tiles * iw->m * iw->m * E, "the tiles",
+                                  error)));
+    n_jobs += 1 + pp->n_tiles;
+  }
+
+  view_job *jobs = ok ? g_new (view_job, MAX (n_jobs, 1)) : NULL;
+  if (ok) {
+    int j = 0;
+    for (int i = 0; i < n_images; i++) {
+      const dsocr_preprocessed *pp = pps[i];
+      for (int k = 0; k < pp->n_tiles; k++)
+        jobs[j++] = (view_job) { pp->tiles, (gsize) k, DSOCR_TILE_SIZE,
+                                 w[i].tiles + (gsize) k * w[i].m * w[i].m * E };
+      jobs[j++] = (view_job) { pp->global, 0, pp->view_size, w[i].glob };
+    }
+    ok = run_jobs (vision, jobs, n_jobs, error);
+  }
+  for (int i = 0; ok && i < n_images; i++) {
+    const int64_t shape[2] = { w[i].n_tokens, (int64_t) E };
+    ok = (out[i] = dsocr_tensor_new (DSOCR_DTYPE_F32, 2, shape, error)) != NULL &&
+         dsocr_vision_pack (vision, w[i].glob, w[i].n, w[i].tiles, w[i].m, w[i].cols,
+                            w[i].rows, out[i]->data, error);
+  }
+  if (!ok)
+    for (int i = 0; i < n_images; i++)
+      g_clear_pointer (&out[i], dsocr_tensor_free);
+  for (int i = 0; i < n_images; i++) {
+    g_free (w[i].glob);
+    g_free (w[i].tiles);
+  }
+  g_free (w);
+  g_free (jobs);
+  return ok;
+}
+
 dsocr_tensor *
 dsocr_vision_encode (const dsocr_vision *vision, const dsocr_preprocessed *pp, GError **error)
 {
   g_return_val_if_fail (vision != NULL && pp != NULL, NULL);
-  if (!check_views (pp, error))
-    return NULL;
-  const int S = pp->view_size, n = vis_grid_side (vision, S);
-  const int m = pp->n_tiles ? vis_grid_side (vision, DSOCR_TILE_SIZE) : 0;
-  const int cols = pp->n_tiles ? pp->grid_cols : 0, rows = pp->n_tiles ? pp->grid_rows : 0;
-  const int n_tokens = dsocr_vision_pack_n_tokens (n, m, cols, rows);
-  if (n == 0 || n_tokens != pp->n_image_tokens) {
-    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
-                 "vision: a %d-pixel view with %d x %d tiles gives %d embeddings, the prompt "
-                 "has %d placeholders", S, cols, rows, n_tokens, pp->n_image_tokens);
-    return NULL;
-  }
-  const gsize E = (gsize) vision->n_embed;
-  float *glob = vis_alloc ((gsize) n * n * E, "the global view", error);     // [n*n, E]
-  float *tl = glob && m ? vis_alloc ((gsize) pp->n_tiles * m * m * E, "the tiles", error)
-                        : NULL;                                             // [tiles, m*m, E]
-  float *copy = NULL;
   dsocr_tensor *out = NULL;
-  gboolean ok = glob && (m == 0 || tl);
-
-  const gsize per_tile = 3 * (gsize) DSOCR_TILE_SIZE * DSOCR_TILE_SIZE;
-  for (int k = 0; ok && k < pp->n_tiles; k++) {
-    const float *px = pixels_of (pp->tiles, (gsize) k, per_tile, &copy, error);
-    ok = px && dsocr_vision_encode_view (vision, px, DSOCR_TILE_SIZE,
-                                         tl + (gsize) k * m * m * E, error);
-  }
-  g_clear_pointer (&copy, g_free);
-  if (ok) {
-    const float *px = pixels_of (pp->global, 0, 3 * (gsize) S * S, &copy, error);
-    ok = px && dsocr_vision_encode_view (vision, px, S, glob, error);
-  }
-  if (ok) {
-    const int64_t shape[2] = { n_tokens, (int64_t) E };
-    out = dsocr_tensor_new (DSOCR_DTYPE_F32, 2, shape, error);
-    if (out && !dsocr_vision_pack (vision, glob, n, tl, m, cols, rows, out->data, error))
-      g_clear_pointer (&out, dsocr_tensor_free);
-  }
-  g_free (copy);
-  g_free (glob);
-  g_free (tl);
-  return out;
+  return dsocr_vision_encode_batch (vision, &pp, 1, &out, error) ? out : NULL;
 }

@@ -87,10 +87,11 @@ float *vis_alloc (gsize n, const char *what, GError **error);
  * by each stride-2 conv), 0 when @size is not a positive multiple of the patch size. */
 int vis_grid_side (const dsocr_vision *v, int size);
 
-/* SAM: @pixels [3, size, size] (already bf16-rounded) -> @out [g * g, sam_out], g =
- * vis_grid_side(). */
-gboolean vis_sam_forward (const dsocr_vision *v, const float *pixels, int size, float *out,
-                          GError **error);
+/* SAM on @n_views views at once: @pixels [n_views, 3, size, size] (already bf16-rounded) ->
+ * @out [n_views, g * g, sam_out], g = vis_grid_side(). The linear layers run over the rows of
+ * all views together; attention and convolutions view by view. */
+gboolean vis_sam_forward (const dsocr_vision *v, const float *pixels, int n_views, int size,
+                          float *out, GError **error);
 
 /* SAM's absolute positions for a @grid x @grid patch grid: @out [grid, grid, sam_width]
  * (pos_embed itself, or resampled by antialiased bicubic). */
@@ -102,18 +103,18 @@ gboolean vis_sam_pos (const dsocr_vision *v, int grid, float *out, GError **erro
 gboolean vis_sam_rel_tables (const dsocr_vision *v, int b, int size, float *out_h, float *out_w,
                              GError **error);
 
-/* CLIP: @sam [g * g, clip_width] (the SAM output) -> @out [g * g + 1, clip_width], row 0 the
- * CLS token. */
-gboolean vis_clip_forward (const dsocr_vision *v, const float *sam, int g, float *out,
-                           GError **error);
+/* CLIP on @n_views views: @sam [n_views, g * g, clip_width] (the SAM output) ->
+ * @out [n_views, g * g + 1, clip_width], row 0 of each view the CLS token. */
+gboolean vis_clip_forward (const dsocr_vision *v, const float *sam, int n_views, int g,
+                           float *out, GError **error);
 
 /* CLIP's position table for a @g x @g grid: @out [g * g + 1, clip_width] (row 0: CLS). */
 gboolean vis_clip_pos (const dsocr_vision *v, int g, float *out, GError **error);
 
-/* Projector: @out [n, n_embed] = Linear(cat(@clip rows 1..n [n, clip_width],
- * @sam [n, sam_out])). */
-gboolean vis_project (const dsocr_vision *v, const float *clip, const float *sam, int n,
-                      float *out, GError **error);
+/* Projector on @n_views views: @out [n_views, n, n_embed] = Linear(cat(@clip rows 1..n of
+ * each view [n_views, n + 1, clip_width], @sam [n_views, n, sam_out])). */
+gboolean vis_project (const dsocr_vision *v, const float *clip, const float *sam, int n_views,
+                      int n, float *out, GError **error);
 
 G_END_DECLS
 

@@ -51,7 +51,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_dsocr_decode_debug);
 #define GST_CAT_DEFAULT gst_dsocr_decode_debug
 
 #define DEFAULT_PROMPT DSOCR_OCR_DEFAULT_PROMPT
-#define DEFAULT_MODEL_LOCATION NULL
+/* $DSOCR_MODEL, else the bundled dsocr-reader (see dsocr_ocr_default_model_dir()) */
+#define DEFAULT_MODEL_LOCATION (dsocr_ocr_default_model_dir ())
 #define DEFAULT_DEVICE GST_DSOCR_DEVICE_CPU
 /* the transformers reference (infer()): 8192 new tokens, no_repeat_ngram_size 20 over the
  * whole sequence */
@@ -222,7 +223,8 @@ gst_dsocr_decode_class_init (GstDsocrDecodeClass * klass)
   g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
       g_param_spec_string ("model-location", "Model location",
           "Directory of the DeepSeek-OCR model (config.json, safetensors, "
-          "tokenizer.json)", DEFAULT_MODEL_LOCATION,
+          "tokenizer.json); empty: the default model ($DSOCR_MODEL, else the bundled "
+          "dsocr-reader, made for mode=tiny)", DEFAULT_MODEL_LOCATION,
           rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       g_param_spec_enum ("device", "Device", "Where the model runs",
@@ -514,8 +516,8 @@ gst_dsocr_decode_open (GstDsocrDecode * self)
   if (!gst_dsocr_model_check_device (GST_ELEMENT (self), device))
     goto failed;
   if (!location || !*location) {
-    gst_dsocr_model_post_error (GST_ELEMENT (self), location, NULL);
-    goto failed;
+    g_free (location);
+    location = g_strdup (dsocr_ocr_default_model_dir ());
   }
   t0 = gst_util_get_timestamp ();
   self->model = gst_dsocr_model_cache_acquire (location,

@@ -91,6 +91,59 @@ test_swiglu (void)
   g_assert_cmpint (dsk_swiglu_f32_cpu (&v, &v, &v, 0), ==, DSK_ERR_INVALID);
 }
 
+/* The CUDA twins against the CPU path (expf/erff on both sides: a few ulps apart). */
+static void
+test_cuda_matches_cpu (void)
+{
+  if (!dsk_cuda_available ()) {
+    g_test_skip ("no CUDA device");
+    return;
+  }
+  const size_t n = 100003;
+  float *x = g_new (float, n), *u = g_new (float, n), *want = g_new (float, n),
+        *got = g_new (float, n);
+  void *dx = NULL, *du = NULL, *dy = NULL;
+  for (size_t i = 0; i < n; i++) {
+    x[i] = (float) ((double) i / n * 24.0 - 12.0);
+    u[i] = (float) (i % 17) * 0.25f - 2.0f;
+  }
+  g_assert_cmpint (dsk_cuda_malloc (&dx, n * 4), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_malloc (&du, n * 4), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_malloc (&dy, n * 4), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_upload (dx, x, n * 4, NULL), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_upload (du, u, n * 4, NULL), ==, DSK_OK);
+  for (int k = 0; k < 4; k++) {
+    switch (k) {
+      case 0:
+        dsk_silu_f32_cpu (want, x, n);
+        g_assert_cmpint (dsk_silu_f32_cuda (dy, dx, n, NULL), ==, DSK_OK);
+        break;
+      case 1:
+        dsk_gelu_f32_cpu (want, x, n);
+        g_assert_cmpint (dsk_gelu_f32_cuda (dy, dx, n, NULL), ==, DSK_OK);
+        break;
+      case 2:
+        dsk_quick_gelu_f32_cpu (want, x, n);
+        g_assert_cmpint (dsk_quick_gelu_f32_cuda (dy, dx, n, NULL), ==, DSK_OK);
+        break;
+      default:
+        dsk_swiglu_f32_cpu (want, x, u, n);
+        g_assert_cmpint (dsk_swiglu_f32_cuda (dy, dx, du, n, NULL), ==, DSK_OK);
+        break;
+    }
+    g_assert_cmpint (dsk_cuda_download (got, dy, n * 4, NULL), ==, DSK_OK);
+    for (size_t i = 0; i < n; i++)
+      g_assert_cmpfloat (fabsf (got[i] - want[i]), <=, 1e-6f + 1e-5f * fabsf (want[i]));
+  }
+  dsk_cuda_free (dx);
+  dsk_cuda_free (du);
+  dsk_cuda_free (dy);
+  g_free (x);
+  g_free (u);
+  g_free (want);
+  g_free (got);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -99,5 +152,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/act/gelu", test_gelu);
   g_test_add_func ("/kernels/act/quick-gelu", test_quick_gelu);
   g_test_add_func ("/kernels/act/swiglu", test_swiglu);
+  g_test_add_func ("/kernels/act/cuda-matches-cpu", test_cuda_matches_cpu);
   return g_test_run ();
 }

@@ -152,6 +152,15 @@ dsk_status dsk_layernorm2d_f32_cpu (float *y, const float *x, const void *w, con
                                     dsk_dtype wb_dtype, size_t batch, size_t channels,
                                     size_t hw, float eps);
 
+/* CUDA twins (device pointers, queued on @stream): same arguments and results to f32
+ * rounding (one block reduces a row; the CPU reduces in another order). */
+dsk_status dsk_rmsnorm_f32_cuda (float *y, size_t ldy, const float *x, size_t ldx,
+                                 const void *w, dsk_dtype w_dtype,
+                                 size_t n, size_t dim, float eps, void *stream);
+dsk_status dsk_layernorm_f32_cuda (float *y, const float *x, const void *w, const void *b,
+                                   dsk_dtype wb_dtype, size_t n, size_t dim, float eps,
+                                   void *stream);
+
 /* ---- rope: rotary position embedding ---- */
 
 typedef enum {
@@ -195,6 +204,14 @@ dsk_status dsk_rope_f32_cpu (float *x, size_t n_tokens, size_t n_heads,
                              size_t rot_offset, size_t rot_dim,
                              const int32_t *positions, const float *cos_tab,
                              const float *sin_tab, size_t n_pos, dsk_rope_mode mode);
+/* CUDA twin: every pointer on the device, queued on @stream. The positions cannot be checked
+ * from the host: the caller keeps them in [0, n_pos). */
+dsk_status dsk_rope_f32_cuda (float *x, size_t n_tokens, size_t n_heads,
+                              size_t token_stride, size_t head_stride,
+                              size_t rot_offset, size_t rot_dim,
+                              const int32_t *positions, const float *cos_tab,
+                              const float *sin_tab, size_t n_pos, dsk_rope_mode mode,
+                              void *stream);
 
 /* ---- softmax over the last dim ---- */
 
@@ -203,6 +220,9 @@ dsk_status dsk_rope_f32_cpu (float *x, size_t n_tokens, size_t n_heads,
  * every entry -INFINITY gives zeros (torch gives NaN). y may equal x. */
 dsk_status dsk_softmax_f32_cpu (float *y, const float *x, const float *bias, size_t bias_ld,
                                 size_t n, size_t dim);
+/* CUDA twin (device pointers, queued on @stream); y must equal x or not overlap it. */
+dsk_status dsk_softmax_f32_cuda (float *y, const float *x, const float *bias, size_t bias_ld,
+                                 size_t n, size_t dim, void *stream);
 
 /* ---- activations, elementwise, y may equal the input ---- */
 
@@ -211,6 +231,13 @@ dsk_status dsk_gelu_f32_cpu (float *y, const float *x, size_t n);        /* exac
 dsk_status dsk_quick_gelu_f32_cpu (float *y, const float *x, size_t n);  /* x*sigmoid(1.702x) */
 /* y[n] = silu(gate[n]) * up[n]; y may equal gate or up. */
 dsk_status dsk_swiglu_f32_cpu (float *y, const float *gate, const float *up, size_t n);
+
+/* CUDA twins (device pointers, queued on @stream). */
+dsk_status dsk_silu_f32_cuda (float *y, const float *x, size_t n, void *stream);
+dsk_status dsk_gelu_f32_cuda (float *y, const float *x, size_t n, void *stream);
+dsk_status dsk_quick_gelu_f32_cuda (float *y, const float *x, size_t n, void *stream);
+dsk_status dsk_swiglu_f32_cuda (float *y, const float *gate, const float *up, size_t n,
+                                void *stream);
 
 /* ---- attention: softmax(scale * q k^T + bias) v per head ---- */
 

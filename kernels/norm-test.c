@@ -204,6 +204,56 @@ test_bad_args (void)
   g_assert_cmpint (dsk_layernorm_f32_cpu (y, x, NULL, NULL, DSK_U8, 1, 4, 1e-6f), ==, DSK_OK);
 }
 
+/* The CUDA twins against the CPU path on the same inputs: f32 rounding apart (1e-5). */
+static void
+test_cuda_matches_cpu (void)
+{
+  if (!dsk_cuda_available ()) {
+    g_test_skip ("no CUDA device");
+    return;
+  }
+  GRand *rng = g_rand_new_with_seed (7);
+  const size_t n = 33, dim = 1280;
+  for (int k = 0; k < 3; k++) {
+    const dsk_dtype dt = wdtypes[k];
+    float *x = random_f32 (rng, n * dim, 0.3, 2.0);
+    void *w = random_weights (rng, dt, dim, 1.0), *b = random_weights (rng, dt, dim, 0.0);
+    float *want = g_new (float, n * dim), *got = g_new (float, n * dim);
+    void *dx = NULL, *dy = NULL, *dw = NULL, *db = NULL;
+    const size_t wb = dim * dsk_dtype_size (dt);
+    g_assert_cmpint (dsk_cuda_malloc (&dx, n * dim * 4), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_malloc (&dy, n * dim * 4), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_malloc (&dw, wb), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_malloc (&db, wb), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (dx, x, n * dim * 4, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (dw, w, wb, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (db, b, wb, NULL), ==, DSK_OK);
+
+    g_assert_cmpint (dsk_rmsnorm_f32_cpu (want, 0, x, 0, w, dt, n, dim, 1e-6f), ==, DSK_OK);
+    g_assert_cmpint (dsk_rmsnorm_f32_cuda (dy, 0, dx, 0, dw, dt, n, dim, 1e-6f, NULL), ==,
+                     DSK_OK);
+    g_assert_cmpint (dsk_cuda_download (got, dy, n * dim * 4, NULL), ==, DSK_OK);
+    g_assert_cmpfloat (dsocr_test_rel_error (got, want, n * dim), <, 1e-5);
+
+    g_assert_cmpint (dsk_layernorm_f32_cpu (want, x, w, b, dt, n, dim, 1e-5f), ==, DSK_OK);
+    g_assert_cmpint (dsk_layernorm_f32_cuda (dy, dx, dw, db, dt, n, dim, 1e-5f, NULL), ==,
+                     DSK_OK);
+    g_assert_cmpint (dsk_cuda_download (got, dy, n * dim * 4, NULL), ==, DSK_OK);
+    g_assert_cmpfloat (dsocr_test_rel_error (got, want, n * dim), <, 1e-5);
+
+    dsk_cuda_free (dx);
+    dsk_cuda_free (dy);
+    dsk_cuda_free (dw);
+    dsk_cuda_free (db);
+    g_free (x);
+    g_free (w);
+    g_free (b);
+    g_free (want);
+    g_free (got);
+  }
+  g_rand_free (rng);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -212,5 +262,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/norm/layernorm", test_layernorm);
   g_test_add_func ("/kernels/norm/layernorm2d", test_layernorm2d);
   g_test_add_func ("/kernels/norm/bad-args", test_bad_args);
+  g_test_add_func ("/kernels/norm/cuda-matches-cpu", test_cuda_matches_cpu);
   return g_test_run ();
 }

@@ -306,6 +306,55 @@ test_mscale (void)
   g_assert_cmpfloat (dsk_rope_yarn_cos_sin_factor (NULL), ==, 1.0f);
 }
 
+/* The CUDA twin against the CPU path, both modes, MLA's layout (rotated part at an offset
+ * inside each head). The products are the same f32 operations: equal to rounding. */
+static void
+test_cuda_matches_cpu (void)
+{
+  if (!dsk_cuda_available ()) {
+    g_test_skip ("no CUDA device");
+    return;
+  }
+  const size_t T = 19, H = 3, hd = 48, off = 16, rot = 32, n_pos = 64;
+  const size_t n = T * H * hd;
+  float *inv = g_new (float, rot / 2), *c = g_new (float, n_pos * rot / 2),
+        *sn = g_new (float, n_pos * rot / 2);
+  g_assert_cmpint (dsk_rope_inv_freq_cpu (inv, rot, 10000.0f, NULL), ==, DSK_OK);
+  g_assert_cmpint (dsk_rope_tables_cpu (c, sn, inv, rot, n_pos, 1.0f), ==, DSK_OK);
+  int32_t pos[19];
+  for (size_t t = 0; t < T; t++)
+    pos[t] = (int32_t) ((t * 7) % n_pos);
+  for (int mode = 0; mode < 2; mode++) {
+    float *want = g_new (float, n), *got = g_new (float, n);
+    void *dx = NULL, *dc = NULL, *ds = NULL, *dp = NULL;
+    for (size_t i = 0; i < n; i++)
+      want[i] = (float) ((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+    g_assert_cmpint (dsk_cuda_malloc (&dx, n * 4), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_malloc (&dc, n_pos * rot / 2 * 4), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_malloc (&ds, n_pos * rot / 2 * 4), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_malloc (&dp, sizeof pos), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (dx, want, n * 4, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (dc, c, n_pos * rot / 2 * 4, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (ds, sn, n_pos * rot / 2 * 4, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_upload (dp, pos, sizeof pos, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_rope_f32_cpu (want, T, H, H * hd, hd, off, rot, pos, c, sn, n_pos,
+                                       (dsk_rope_mode) mode), ==, DSK_OK);
+    g_assert_cmpint (dsk_rope_f32_cuda (dx, T, H, H * hd, hd, off, rot, dp, dc, ds, n_pos,
+                                        (dsk_rope_mode) mode, NULL), ==, DSK_OK);
+    g_assert_cmpint (dsk_cuda_download (got, dx, n * 4, NULL), ==, DSK_OK);
+    g_assert_cmpfloat (dsocr_test_rel_error (got, want, n), <, 1e-6);
+    dsk_cuda_free (dx);
+    dsk_cuda_free (dc);
+    dsk_cuda_free (ds);
+    dsk_cuda_free (dp);
+    g_free (want);
+    g_free (got);
+  }
+  g_free (inv);
+  g_free (c);
+  g_free (sn);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -314,6 +363,7 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/rope/apply-goldens", test_apply_goldens);
   g_test_add_func ("/kernels/rope/apply-random", test_apply_random);
   g_test_add_func ("/kernels/rope/bad-args", test_bad_args);
+  g_test_add_func ("/kernels/rope/cuda-matches-cpu", test_cuda_matches_cpu);
   g_test_add_func ("/kernels/rope/mscale", test_mscale);
   return g_test_run ();
 }

@@ -112,6 +112,42 @@ test_bad_args (void)
   g_assert_cmpint (dsk_softmax_f32_cpu (y, x, x, 2, 1, 4), ==, DSK_ERR_INVALID);
 }
 
+/* The CUDA twin against the CPU path: rows with a bias row each, masked entries and a fully
+ * masked row. */
+static void
+test_cuda_matches_cpu (void)
+{
+  if (!dsk_cuda_available ()) {
+    g_test_skip ("no CUDA device");
+    return;
+  }
+  const size_t n = 37, dim = 1031;
+  float *x = g_new (float, n * dim), *b = g_new (float, n * dim);
+  float *want = g_new (float, n * dim), *got = g_new (float, n * dim);
+  void *dx = NULL, *db = NULL, *dy = NULL;
+  for (size_t i = 0; i < n * dim; i++) {
+    x[i] = (float) ((i * 2654435761u) % 2000) / 100.0f - 10.0f;
+    b[i] = (i % 13 == 0 || i / dim == 5) ? -INFINITY : (float) (i % 7) * 0.5f;
+  }
+  g_assert_cmpint (dsk_cuda_malloc (&dx, n * dim * 4), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_malloc (&db, n * dim * 4), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_malloc (&dy, n * dim * 4), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_upload (dx, x, n * dim * 4, NULL), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_upload (db, b, n * dim * 4, NULL), ==, DSK_OK);
+  g_assert_cmpint (dsk_softmax_f32_cpu (want, x, b, dim, n, dim), ==, DSK_OK);
+  g_assert_cmpint (dsk_softmax_f32_cuda (dy, dx, db, dim, n, dim, NULL), ==, DSK_OK);
+  g_assert_cmpint (dsk_cuda_download (got, dy, n * dim * 4, NULL), ==, DSK_OK);
+  for (size_t i = 0; i < n * dim; i++)
+    g_assert_cmpfloat (fabsf (got[i] - want[i]), <=, 1e-7f + 1e-5f * want[i]);
+  dsk_cuda_free (dx);
+  dsk_cuda_free (db);
+  dsk_cuda_free (dy);
+  g_free (x);
+  g_free (b);
+  g_free (want);
+  g_free (got);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -119,5 +155,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/softmax/shapes", test_shapes);
   g_test_add_func ("/kernels/softmax/masked-rows", test_masked_rows);
   g_test_add_func ("/kernels/softmax/bad-args", test_bad_args);
+  g_test_add_func ("/kernels/softmax/cuda-matches-cpu", test_cuda_matches_cpu);
   return g_test_run ();
 }

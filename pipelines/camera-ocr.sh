@@ -12,12 +12,12 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 prog=$(basename "$0")
-tiny_model=$srcdir/tests/fixtures/tiny-ocr-e2e
+. "$srcdir/pipelines/lib/default-model.sh"
 model=${DSOCR_MODEL:-}
 device=/dev/video0
 width=1280
 height=720
-mode=base
+mode=   # empty: tiny with the bundled model, else base
 max_new_tokens=2048
 json=/dev/null
 print=
@@ -31,10 +31,12 @@ the recognised layout (titles, text, tables, images) drawn over them.
 
 options:
   --model DIR           DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the
-                        tiny random-weight test model, whose text is noise)
+                        bundled dsocr-reader, models/dsocr-reader, when present;
+                        otherwise the tiny random-weight test model, whose text is noise)
   --device DEV          V4L2 device (default: $device)
   --size WxH            capture size (default: ${width}x$height)
-  --mode MODE           tiny, small, base, large or gundam (default: $mode)
+  --mode MODE           tiny, small, base, large or gundam (default: tiny with the
+                        bundled model, else base)
   --max-new-tokens N    tokens generated per frame at most (default: $max_new_tokens)
   --json FILE           also write the results as JSON lines to FILE
   --print               print the gst-launch-1.0 command instead of running it
@@ -64,10 +66,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "$model" ]; then
-  model=$tiny_model
-  [ -n "$print" ] || echo "$prog: no --model: using the tiny random-weight test model; its text is noise" >&2
-fi
+default_model base
 
 if [ -z "$print" ]; then
   [ -e "$device" ] || die "no camera at $device: pass --device"

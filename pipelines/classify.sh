@@ -9,12 +9,12 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 prog=$(basename "$0")
-tiny_model=$srcdir/tests/fixtures/tiny-ocr-e2e
+. "$srcdir/pipelines/lib/default-model.sh"
 tiny_classifier=$srcdir/tests/fixtures/sample/tiny-classifier
 model=${DSOCR_MODEL:-}
 classifier=${DSOCR_CLASSIFIER:-}
 keep=
-mode=gundam
+mode=   # empty: tiny with the bundled model, else gundam
 dpi=144
 max_new_tokens=8192
 output=/dev/null
@@ -29,13 +29,15 @@ one line per page: its number, best label, that label's probability, and whether
 
 options:
   --model DIR           DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the
-                        tiny random-weight test model, whose text is noise)
+                        bundled dsocr-reader, models/dsocr-reader, when present;
+                        otherwise the tiny random-weight test model, whose text is noise)
   --classifier DIR      DeepseekV2ForSequenceClassification directory with tokenizer.json
                         (default: \$DSOCR_CLASSIFIER, else a tiny random-weight classifier
                         with the labels negative, neutral and positive)
   --keep LABELS         comma-separated labels: only the pages with one of them as best label
                         are kept (default: every page)
-  --mode MODE           tiny, small, base, large or gundam (default: $mode)
+  --mode MODE           tiny, small, base, large or gundam (default: tiny with the
+                        bundled model, else gundam)
   --dpi DPI             page rendering resolution (default: $dpi)
   --max-new-tokens N    tokens generated per page at most (default: $max_new_tokens)
   -o, --output FILE     write the JSON results of the kept pages to FILE, one per line
@@ -89,10 +91,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$input" ] || { usage >&2; exit 2; }
 
-if [ -z "$model" ]; then
-  model=$tiny_model
-  [ -n "$print" ] || echo "$prog: no --model: using the tiny random-weight test model; its text is noise" >&2
-fi
+default_model gundam
 if [ -z "$classifier" ]; then
   classifier=$tiny_classifier
   [ -n "$print" ] || echo "$prog: no --classifier: using a tiny random-weight classifier; its labels are arbitrary" >&2

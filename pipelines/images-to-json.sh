@@ -12,9 +12,9 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 prog=$(basename "$0")
-tiny_model=$srcdir/tests/fixtures/tiny-ocr-e2e
+. "$srcdir/pipelines/lib/default-model.sh"
 model=${DSOCR_MODEL:-}
-mode=gundam
+mode=   # empty: tiny with the bundled model, else gundam
 max_new_tokens=8192
 output=/dev/stdout
 print=
@@ -28,8 +28,10 @@ writes one JSON object per image and line, in the order of the sorted file names
 
 options:
   --model DIR           DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the
-                        tiny random-weight test model, whose text is noise)
-  --mode MODE           tiny, small, base, large or gundam (default: $mode)
+                        bundled dsocr-reader, models/dsocr-reader, when present;
+                        otherwise the tiny random-weight test model, whose text is noise)
+  --mode MODE           tiny, small, base, large or gundam (default: tiny with the
+                        bundled model, else gundam)
   --max-new-tokens N    tokens generated per image at most (default: $max_new_tokens)
   -o, --output FILE     write the JSON lines to FILE (default: standard output)
   --print               print the gst-launch-1.0 command instead of running it
@@ -55,10 +57,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#inputs[@]} -gt 0 ] || { usage >&2; exit 2; }
 
-if [ -z "$model" ]; then
-  model=$tiny_model
-  [ -n "$print" ] || echo "$prog: no --model: using the tiny random-weight test model; its text is noise" >&2
-fi
+default_model gundam
 
 # the images, sorted by name
 images=()

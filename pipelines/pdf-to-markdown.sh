@@ -8,9 +8,9 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 prog=$(basename "$0")
-tiny_model=$srcdir/tests/fixtures/tiny-ocr-e2e
+. "$srcdir/pipelines/lib/default-model.sh"
 model=${DSOCR_MODEL:-}
-mode=gundam
+mode=   # empty: tiny with the bundled model, else gundam
 dpi=144
 max_new_tokens=8192
 output=/dev/stdout
@@ -24,8 +24,10 @@ Recognises every page of document.pdf with DeepSeek-OCR and writes the markdown.
 
 options:
   --model DIR           DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the
-                        tiny random-weight test model, whose text is noise)
-  --mode MODE           tiny, small, base, large or gundam (default: $mode)
+                        bundled dsocr-reader, models/dsocr-reader, when present;
+                        otherwise the tiny random-weight test model, whose text is noise)
+  --mode MODE           tiny, small, base, large or gundam (default: tiny with the
+                        bundled model, else gundam)
   --dpi DPI             page rendering resolution (default: $dpi)
   --max-new-tokens N    tokens generated per page at most (default: $max_new_tokens)
   -o, --output FILE     write the markdown to FILE (default: standard output)
@@ -53,10 +55,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$input" ] || { usage >&2; exit 2; }
 
-if [ -z "$model" ]; then
-  model=$tiny_model
-  [ -n "$print" ] || echo "$prog: no --model: using the tiny random-weight test model; its text is noise" >&2
-fi
+default_model gundam
 
 if [ -z "$print" ]; then
   [ -r "$input" ] || die "cannot read $input"

@@ -11,9 +11,9 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 prog=$(basename "$0")
-tiny_model=$srcdir/tests/fixtures/tiny-ocr-e2e
+. "$srcdir/pipelines/lib/default-model.sh"
 model=${DSOCR_MODEL:-}
-mode=gundam
+mode=   # empty: tiny with the bundled model, else gundam
 max_new_tokens=8192
 rate=1/1
 interval=0
@@ -31,8 +31,10 @@ line N is the frame at (N - 1) / rate seconds.
 
 options:
   --model DIR           DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the
-                        tiny random-weight test model, whose text is noise)
-  --mode MODE           tiny, small, base, large or gundam (default: $mode)
+                        bundled dsocr-reader, models/dsocr-reader, when present;
+                        otherwise the tiny random-weight test model, whose text is noise)
+  --mode MODE           tiny, small, base, large or gundam (default: tiny with the
+                        bundled model, else gundam)
   --max-new-tokens N    tokens generated per frame at most (default: $max_new_tokens)
   --rate FPS            frames sampled per second, a fraction (default: $rate)
   --interval N          sampled frames passed unrecognised after each recognised one
@@ -66,10 +68,7 @@ done
 [ -n "$input" ] || { usage >&2; exit 2; }
 case $rate in */*) ;; *) rate=$rate/1 ;; esac
 
-if [ -z "$model" ]; then
-  model=$tiny_model
-  [ -n "$print" ] || echo "$prog: no --model: using the tiny random-weight test model; its text is noise" >&2
-fi
+default_model gundam
 
 if [ -z "$print" ]; then
   [ -r "$input" ] || die "cannot read $input"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run-main.sh: the main job: builds gst-dsocr when needed (build/), then turns a PDF document
-# (by default the bundled two-page sample, tests/fixtures/sample/sample.pdf) into markdown
-# with pipelines/pdf-to-markdown.sh.
+# into markdown with pipelines/pdf-to-markdown.sh. With the bundled model (models/dsocr-reader)
+# the default document is tests/fixtures/sample/reader.pdf, two short pages of the kind it
+# reads; without it, the tiny random-weight test model runs the pipeline on
+# tests/fixtures/sample/sample.pdf and its text is noise.
 #   scripts/run-main.sh [--model DIR] [-o FILE] [document.pdf]
 # The markdown goes to standard output, or to FILE; build output and notes go to standard
 # error. Needs the packages of scripts/install-deps.sh.
@@ -12,17 +14,20 @@ prog=$(basename "$0")
 builddir=${DSOCR_BUILD_DIR:-build}
 model=${DSOCR_MODEL:-}
 output=
-input=tests/fixtures/sample/sample.pdf
+bundled=models/dsocr-reader
+input=
 
 usage() {
   cat <<EOF
 usage: $prog [--model DIR] [-o FILE] [document.pdf]
 
 Builds the project in $builddir/ when needed and writes the markdown of document.pdf (default:
-$input) to standard output or FILE.
+tests/fixtures/sample/reader.pdf with the bundled model, else tests/fixtures/sample/sample.pdf)
+to standard output or FILE.
 
-  --model DIR    DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the tiny
-                 random-weight test model: it runs the whole pipeline, but its text is noise)
+  --model DIR    DeepSeek-OCR model directory (default: \$DSOCR_MODEL, else the bundled
+                 dsocr-reader (models/dsocr-reader) when present, else the tiny random-weight
+                 test model, which runs the whole pipeline but writes noise)
   -o FILE        write the markdown to FILE
 EOF
 }
@@ -57,10 +62,17 @@ fi
 args=()
 if [ -n "$model" ]; then
   args+=(--model "$model")
+  [ -n "$input" ] || input=tests/fixtures/sample/sample.pdf
+elif [ -r "$bundled/config.json" ]; then
+  echo "$prog: using the bundled model $bundled (tiny mode); pass --model DIR or set DSOCR_MODEL for another" >&2
+  # its pages are a few short lines: 256 tokens is plenty, and bounds a page it cannot read
+  args+=(--model "$bundled" --max-new-tokens 256)
+  [ -n "$input" ] || input=tests/fixtures/sample/reader.pdf
 else
-  echo "$prog: note: the default model is the tiny random-weight test model (tests/fixtures/tiny-ocr-e2e): the pipeline runs end to end, but its text is noise until a trained model ships; pass --model DIR or set DSOCR_MODEL" >&2
+  echo "$prog: note: no trained model ships in this tree ($bundled is empty): the tiny random-weight test model (tests/fixtures/tiny-ocr-e2e) runs the pipeline end to end, but its text is noise; pass --model DIR or set DSOCR_MODEL" >&2
   # a short page of that noise is enough
   args+=(--model tests/fixtures/tiny-ocr-e2e --max-new-tokens 200)
+  [ -n "$input" ] || input=tests/fixtures/sample/sample.pdf
 fi
 [ -z "$output" ] || args+=(-o "$output")
 

@@ -1,6 +1,6 @@
 /* dsocr: DeepSeek-OCR on image files.
  *
- *   dsocr --model DIR [--mode tiny|small|base|large|gundam] [--prompt TEXT]
+ *   dsocr [--model DIR] [--mode tiny|small|base|large|gundam] [--prompt TEXT]
  *         [--max-new-tokens N] [--max-tiles N] [--ngram hf|window|none] [--threads N]
  *         [--json] [--output-dir DIR] IMAGE...
  *
@@ -8,7 +8,11 @@
  * or with --json one JSON object per image and line (docs/result-json.md). With --output-dir,
  * the crops of the regions labelled "image" are written to DIR/images/ (N.jpg for one image,
  * PAGE_N.jpg when several are given, PAGE counting from 0). Errors go to stderr and make the
- * exit status 1; the remaining images are still processed. */
+ * exit status 1; the remaining images are still processed.
+ *
+ * Without --model it runs the default model (dsocr_ocr_default_model_dir(): $DSOCR_MODEL,
+ * else the bundled dsocr-reader); with the bundled model the mode defaults to tiny, the mode it
+ * was trained in, and gundam otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +77,11 @@ main (int argc, char **argv)
   gboolean json = FALSE;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir,
-      "DeepSeek-OCR model directory (config.json, model.safetensors, tokenizer.json)", "DIR" },
+      "DeepSeek-OCR model directory (config.json, model.safetensors, tokenizer.json); default: "
+      "$DSOCR_MODEL, else the bundled dsocr-reader", "DIR" },
     { "mode", 0, 0, G_OPTION_ARG_STRING, &mode_name,
-      "tiny, small, base, large or gundam (the default)", "MODE" },
+      "tiny, small, base, large or gundam (default: tiny for the bundled dsocr-reader, "
+      "gundam otherwise)", "MODE" },
     { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt,
       "Prompt with one <image> (default: \"<image>\\n<|grounding|>Convert the document to "
       "markdown.\")", "TEXT" },
@@ -107,9 +113,16 @@ main (int argc, char **argv)
     return 1;
   }
   dsocr_ocr_params_init (&params);
-  if (!model_dir || !images || !images[0]) {
-    g_printerr ("%s: need --model DIR and at least one IMAGE (see --help)\n", prog);
+  if (!images || !images[0]) {
+    g_printerr ("%s: need at least one IMAGE (see --help)\n", prog);
     return 1;
+  }
+  if (!model_dir || !*model_dir) {
+    g_free (model_dir);
+    model_dir = g_strdup (dsocr_ocr_default_model_dir ());
+    /* the bundled model reads pages squashed to 512 x 512, as it was trained */
+    if (!g_getenv ("DSOCR_MODEL") || !*g_getenv ("DSOCR_MODEL"))
+      params.mode = DSOCR_MODE_TINY;
   }
   if (mode_name && !dsocr_mode_from_name (mode_name, &params.mode)) {
     g_printerr ("%s: --mode: unknown mode '%s' (tiny, small, base, large, gundam)\n", prog,

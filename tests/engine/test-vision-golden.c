@@ -151,7 +151,7 @@ test_mode (gconstpointer data)
 
   /* SAM */
   float *sam = g_new (float, n2 * C);
-  g_assert_true (vis_sam_forward (v, px, mc->size, sam, &err));
+  g_assert_true (vis_sam_forward (v, px, 1, mc->size, sam, &err));
   g_assert_no_error (err);
   g_snprintf (name, sizeof name, "%s.sam", mc->name);
   float *want_sam = to_nhwc (golden_f32 (&fx, name, C * n2), C, n2);
@@ -161,19 +161,19 @@ test_mode (gconstpointer data)
   float *clip = g_new (float, (n2 + 1) * W);
   g_snprintf (name, sizeof name, "%s.clip", mc->name);
   const float *want_clip = golden_f32 (&fx, name, (n2 + 1) * W);
-  g_assert_true (vis_clip_forward (v, want_sam, n, clip, &err));
+  g_assert_true (vis_clip_forward (v, want_sam, 1, n, clip, &err));
   g_assert_no_error (err);
   assert_close (clip, want_clip, (n2 + 1) * W, name);
-  g_assert_true (vis_clip_forward (v, sam, n, clip, &err));
+  g_assert_true (vis_clip_forward (v, sam, 1, n, clip, &err));
   assert_close (clip, want_clip, (n2 + 1) * W, "clip (chained)");
 
   /* projector, from the reference's inputs and chained */
   float *proj = g_new (float, n2 * E);
   g_snprintf (name, sizeof name, "%s.proj", mc->name);
   const float *want_proj = golden_f32 (&fx, name, n2 * E);
-  g_assert_true (vis_project (v, want_clip, want_sam, (int) n2, proj, &err));
+  g_assert_true (vis_project (v, want_clip, want_sam, 1, (int) n2, proj, &err));
   assert_close (proj, want_proj, n2 * E, name);
-  g_assert_true (vis_project (v, clip, sam, (int) n2, proj, &err));
+  g_assert_true (vis_project (v, clip, sam, 1, (int) n2, proj, &err));
   assert_close (proj, want_proj, n2 * E, "proj (chained)");
 
   /* packing of a view without tiles */
@@ -419,6 +419,86 @@ test_preprocess_integration (void)
   fixture_close (&fx);
 }
 
+/* A batch of views gives each view's rows as encoding it alone does: the linear layers see
+ * more rows, attention and convolutions stay within a view. Three 640 views (CLIP and SAM
+ * with several windows) and three 512 views. */
+static void
+test_batch (void)
+{
+  fixture fx;
+  GError *err = NULL;
+  fixture_open (&fx);
+  const gsize E = (gsize) dsocr_vision_get_n_embed (fx.vis);
+  const int sizes[2] = { 640, 512 };
+  for (int k = 0; k < 2; k++) {
+    const int S = sizes[k], n = dsocr_vision_grid_side (fx.vis, S);
+    const gsize per = 3 * (gsize) S * S, rows = (gsize) n * n * E;
+    float *px = g_new (float, 3 * per);
+    for (gsize i = 0; i < 3 * per; i++)
+      px[i] = (float) ((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    float *batch = g_new (float, 3 * rows), *one = g_new (float, rows);
+    g_assert_true (dsocr_vision_encode_views (fx.vis, px, 3, S, batch, &err));
+    g_assert_no_error (err);
+    for (int v = 0; v < 3; v++) {
+      g_assert_true (dsocr_vision_encode_view (fx.vis, px + v * per, S, one, &err));
+      assert_close (batch + v * rows, one, rows, "batched view");
+    }
+    g_free (px);
+    g_free (batch);
+    g_free (one);
+  }
+  /* whole images of different modes in one batch: each as dsocr_vision_encode() alone */
+  const struct { int w, h; dsocr_mode mode; } im[3] = {
+    { 700, 300, DSOCR_MODE_GUNDAM }, { 300, 200, DSOCR_MODE_TINY }, { 900, 700, DSOCR_MODE_GUNDAM },
+  };
+  dsocr_preprocessed *pps[3];
+  for (int i = 0; i < 3; i++) {
+    guint8 *rgb = g_new (guint8, (gsize) im[i].w * im[i].h * 3);
+    for (int j = 0; j < im[i].w * im[i].h * 3; j++)
+      rgb[j] = (guint8) ((j * (7 + i) + (j / (3 * im[i].w)) * 13) & 255);
+    dsocr_image_view view = { rgb, im[i].w, im[i].h, (gsize) im[i].w * 3 };
+    dsocr_preprocess_params params;
+    dsocr_preprocess_params_init (&params);
+    params.mode = im[i].mode;
+    params.pixels = i == 1 ? DSOCR_PIXELS_F32 : DSOCR_PIXELS_F32_BF16;
+    pps[i] = dsocr_preprocess (&view, &params, &err);
+    g_assert_no_error (err);
+    g_free (rgb);
+  }
+  dsocr_tensor *batched[3];
+  g_assert_true (dsocr_vision_encode_batch (fx.vis, (const dsocr_preprocessed *const *) pps, 3,
+                                            batched, &err));
+  g_assert_no_error (err);
+  for (int i = 0; i < 3; i++) {
+    dsocr_tensor *alone = dsocr_vision_encode (fx.vis, pps[i], &err);
+    g_assert_no_error (err);
+    g_assert_cmpint (batched[i]->shape[0], ==, alone->shape[0]);
+    assert_close (batched[i]->data, alone->data, (gsize) alone->shape[0] * E, "batched image");
+    dsocr_tensor_free (alone);
+    dsocr_tensor_free (batched[i]);
+  }
+  /* a bad image fails the batch and leaves no output behind */
+  pps[1]->n_image_tokens++;
+  g_assert_false (dsocr_vision_encode_batch (fx.vis, (const dsocr_preprocessed *const *) pps,
+                                             3, batched, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  for (int i = 0; i < 3; i++) {
+    g_assert_null (batched[i]);
+    dsocr_preprocessed_free (pps[i]);
+  }
+
+  float px[3 * 64 * 64] = { 0 }, out[1];
+  g_assert_false (dsocr_vision_encode_views (fx.vis, px, 0, 64, out, &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  g_assert_false (dsocr_vision_encode_views (fx.vis, px, DSOCR_VISION_MAX_VIEWS + 1, 64, out,
+                                             &err));
+  g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
+  g_clear_error (&err);
+  fixture_close (&fx);
+}
+
 static void
 test_errors (void)
 {
@@ -493,6 +573,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/vision/encode-gundam", test_encode_gundam);
   g_test_add_func ("/engine/vision/encode-tiny-bf16", test_encode_tiny_bf16);
   g_test_add_func ("/engine/vision/preprocess-integration", test_preprocess_integration);
+  g_test_add_func ("/engine/vision/batch", test_batch);
   g_test_add_func ("/engine/vision/errors", test_errors);
   return g_test_run ();
 }

@@ -157,15 +157,9 @@ def load_page(path):
 # ---- the tiny model ---------------------------------------------------------------------------
 
 def load_towers(ref, weights):
-    sam, clip, proj, newline, sep = vis.build(ref, torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for prefix, mod in (("model.sam_model.", sam), ("model.vision_model.", clip),
-                            ("model.projector.", proj)):
-            for name, p in mod.named_parameters():
-                p.copy_(weights.pop(prefix + name).float())
-        newline.copy_(weights.pop("model.image_newline").float())
-        sep.copy_(weights.pop("model.view_seperator").float())
-    return sam, clip, proj, newline, sep
+    towers = vis.build(ref, torch.Generator().manual_seed(0))
+    vis.load_hub_towers(towers, weights)
+    return towers
 
 
 def load_decoder(weights):

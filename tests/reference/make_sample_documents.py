@@ -8,6 +8,9 @@
               poppler included, substitutes an installed sans-serif font).
   sample.png  a 960 x 640 greyscale receipt drawn with Pillow in DejaVu Sans
               (fonts-dejavu-core).
+  reader.pdf  two small pages (440 x 400 pt), a title and four short lines each in large
+              Helvetica: the kind of page the bundled model models/dsocr-reader reads, used by
+              scripts/run-main.sh.
 
 The PDF is written object by object here (cross-reference offsets computed as it goes), so
 it needs no PDF library and comes out byte-identical from run to run. Run from the source
@@ -35,19 +38,21 @@ def pdf_string(text):
 class Page:
     """A content stream in PDF operators, with y measured down from the top of the page."""
 
-    def __init__(self):
+    def __init__(self, size=A4):
         self.ops = []
+        self.size = size
 
     def text(self, x, y, size, line, bold=False):
         font = "/F2" if bold else "/F1"
         self.ops.append("BT %s %g Tf %g %g Td %s Tj ET"
-                        % (font, size, x, A4[1] - y, pdf_string(line)))
+                        % (font, size, x, self.size[1] - y, pdf_string(line)))
 
     def line(self, x1, y1, x2, y2, width=0.8):
-        self.ops.append("%g w %g %g m %g %g l S" % (width, x1, A4[1] - y1, x2, A4[1] - y2))
+        h = self.size[1]
+        self.ops.append("%g w %g %g m %g %g l S" % (width, x1, h - y1, x2, h - y2))
 
     def box(self, x, y, w, h, grey):
-        self.ops.append("%g g %g %g %g %g re f 0 g" % (grey, x, A4[1] - y - h, w, h))
+        self.ops.append("%g g %g %g %g %g re f 0 g" % (grey, x, self.size[1] - y - h, w, h))
 
     def stream(self):
         return "\n".join(self.ops).encode("ascii")
@@ -115,7 +120,27 @@ def page_two():
     return p
 
 
-def write_pdf(path, pages):
+# The pages of reader.pdf: what the bundled model (models/dsocr-reader) was trained to read, a
+# title and a few short lines of everyday words, numbers, amounts, dates and codes, large
+# enough on a small page that tiny mode (the page squashed to 512 x 512) keeps them legible.
+READER_SIZE = (440, 400)  # points: 880 x 800 pixels at the 144 dpi of dsocrpdfdec
+READER_PAGES = [
+    ("Delivery Notice", ["Order 4821 is ready", "Total $129.50 paid", "Due 14 Mar 2025",
+                         "Item DLV-2041 sent"]),
+    ("Meeting Notes", ["Team meeting Monday", "Room 12 main office", "Please send the report",
+                       "Review 3 Apr 2026"]),
+]
+
+
+def reader_page(title, lines):
+    p = Page(READER_SIZE)
+    p.text(36, 76, 30, title, bold=True)
+    for i, line in enumerate(lines):
+        p.text(36, 136 + 38 * i, 24, line)
+    return p
+
+
+def write_pdf(path, pages, title=b"Quarterly Operations Report", author=b"Northwind Logistics"):
     objects = []  # bodies of objects 1..n, bytes
 
     def add(body):
@@ -135,8 +160,9 @@ def write_pdf(path, pages):
         kids.append(add(("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %d %d] "
                          "/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> "
                          "/Contents %d 0 R >>"
-                         % (pages_obj, A4[0], A4[1], font1, font2, content)).encode()))
-    info = add(b"<< /Title (Quarterly Operations Report) /Author (Northwind Logistics) >>")
+                         % (pages_obj, pg.size[0], pg.size[1], font1, font2,
+                            content)).encode()))
+    info = add(b"<< /Title (%s) /Author (%s) >>" % (title, author))
     objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % pages_obj
     objects[pages_obj - 1] = ("<< /Type /Pages /Kids [%s] /Count %d >>"
                               % (" ".join("%d 0 R" % k for k in kids), len(kids))).encode()
@@ -190,7 +216,9 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     write_pdf(os.path.join(OUT_DIR, "sample.pdf"), [page_one(), page_two()])
     write_png(os.path.join(OUT_DIR, "sample.png"))
-    for name in ("sample.pdf", "sample.png"):
+    write_pdf(os.path.join(OUT_DIR, "reader.pdf"), [reader_page(t, l) for t, l in READER_PAGES],
+              title=b"Delivery Notice", author=b"gst-dsocr")
+    for name in ("sample.pdf", "sample.png", "reader.pdf"):
         p = os.path.join(OUT_DIR, name)
         print("%s: %d bytes" % (os.path.relpath(p), os.path.getsize(p)))
 

@@ -186,25 +186,67 @@ def import_reference(repo):
 
 # ---- the tiny model ----------------------------------------------------------------------
 
-def build(ref, gen):
+def towers(ref, sam_w, clip_w, n_embed):
+    """The reference's SAM, CLIP and projector at the widths of `sam_w` (keys of SAM above) and
+    `clip_w` (keys of CLIP above), as their constructors make them."""
     sam = ref.sam.ImageEncoderViT(
-        depth=SAM["depth"], embed_dim=SAM["embed_dim"], img_size=1024, mlp_ratio=4,
-        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=SAM["num_heads"],
+        depth=sam_w["depth"], embed_dim=sam_w["embed_dim"], img_size=1024, mlp_ratio=4,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=sam_w["num_heads"],
         patch_size=16, qkv_bias=True, use_rel_pos=True,
-        global_attn_indexes=SAM["global_attn_indexes"], window_size=SAM["window_size"],
-        out_chans=SAM["out_chans"])
-    c2, c3 = SAM["downsample"]
-    sam.net_2 = nn.Conv2d(SAM["out_chans"], c2, kernel_size=3, stride=2, padding=1, bias=False)
+        global_attn_indexes=sam_w["global_attn_indexes"], window_size=sam_w["window_size"],
+        out_chans=sam_w["out_chans"])
+    c2, c3 = sam_w["downsample"]
+    sam.net_2 = nn.Conv2d(sam_w["out_chans"], c2, kernel_size=3, stride=2, padding=1, bias=False)
     sam.net_3 = nn.Conv2d(c2, c3, kernel_size=3, stride=2, padding=1, bias=False)
 
     cfg = ref.clip.adict(dict(ref.clip.vit_model_cfg))
-    cfg.update(CLIP)
-    cfg.num_heads = CLIP["num_attention_heads"]
+    cfg.update(clip_w)
+    cfg.num_heads = clip_w["num_attention_heads"]
     assert not cfg.use_flash_attn
     clip = ref.clip.VitModel(cfg=cfg, freeze_embed=False, freeze_pre_norm=False)
     proj = ref.linear.MlpProjector(ref.clip.adict(projector_type="linear",
-                                                  input_dim=CLIP["hidden_size"] + c3,
-                                                  n_embed=N_EMBED))
+                                                  input_dim=clip_w["hidden_size"] + c3,
+                                                  n_embed=n_embed))
+    return sam, clip, proj
+
+
+def vision_config_json(sam_w, clip_w):
+    """config.json's vision_config for towers of those widths (the released file's keys, plus
+    out_chans and window_size, which it leaves at SAM ViT-B's)."""
+    c2, c3 = sam_w["downsample"]
+    return {
+        "image_size": 1024,
+        "mlp_ratio": 3.7362,
+        "model_name": "deeplip_b_l",
+        "model_type": "vision",
+        "width": {
+            "clip-l-14-224": {"heads": clip_w["num_attention_heads"], "image_size": 224,
+                              "layers": clip_w["num_layers"], "patch_size": 14,
+                              "width": clip_w["hidden_size"]},
+            "sam_vit_b": {"downsample_channels": [c2, c3],
+                          "global_attn_indexes": list(sam_w["global_attn_indexes"]),
+                          "heads": sam_w["num_heads"], "layers": sam_w["depth"],
+                          "width": sam_w["embed_dim"], "out_chans": sam_w["out_chans"],
+                          "window_size": sam_w["window_size"]},
+        },
+    }
+
+
+def load_hub_towers(parts, weights):
+    """Copies the hub-named vision tensors of `weights` (popped) into parts = (sam, clip, proj,
+    newline, sep)."""
+    sam, clip, proj, newline, sep = parts
+    with torch.no_grad():
+        for prefix, mod in (("model.sam_model.", sam), ("model.vision_model.", clip),
+                            ("model.projector.", proj)):
+            for name, p in mod.named_parameters():
+                p.copy_(weights.pop(prefix + name).float())
+        newline.copy_(weights.pop("model.image_newline").float())
+        sep.copy_(weights.pop("model.view_seperator").float())
+
+
+def build(ref, gen):
+    sam, clip, proj = towers(ref, SAM, CLIP, N_EMBED)
     newline = nn.Parameter(torch.zeros(N_EMBED))
     sep = nn.Parameter(torch.zeros(N_EMBED))
 
@@ -365,23 +407,8 @@ def goldens(ref, sam, clip, proj, newline, sep):
 def config_json(decoder_cfg):
     cfg = json.loads(decoder_cfg.read_text())
     cfg["_name_or_path"] = "tiny-ocr"
-    c2, c3 = SAM["downsample"]
-    cfg["vision_config"] = {
-        "image_size": 1024,
-        "mlp_ratio": 3.7362,
-        "model_name": "deeplip_b_l",
-        "model_type": "vision",
-        "width": {
-            "clip-l-14-224": {"heads": CLIP["num_attention_heads"], "image_size": 224,
-                              "layers": CLIP["num_layers"], "patch_size": 14,
-                              "width": CLIP["hidden_size"]},
-            "sam_vit_b": {"downsample_channels": [c2, c3],
-                          "global_attn_indexes": list(SAM["global_attn_indexes"]),
-                          "heads": SAM["num_heads"], "layers": SAM["depth"],
-                          "width": SAM["embed_dim"], "out_chans": SAM["out_chans"],
-                          "window_size": SAM["window_size"]},
-        },
-    }
+    c3 = SAM["downsample"][1]
+    cfg["vision_config"] = vision_config_json(SAM, CLIP)
     cfg["projector_config"] = {"input_dim": CLIP["hidden_size"] + c3, "model_type": "mlp_projector",
                                "n_embed": N_EMBED, "projector_type": "linear"}
     return json.dumps(cfg, indent=2) + "\n"

@@ -124,6 +124,14 @@ void dsocr_ocr_params_init (dsocr_ocr_params *params);
  * Returns (transfer full) a model with one reference. */
 dsocr_ocr *dsocr_ocr_load (const char *dir, GError **error);
 
+/* The model to use when none is named: $DSOCR_MODEL when set and not empty; else the bundled
+ * dsocr-reader (models/dsocr-reader in the source tree: a small DeepSeek-OCR for short printed
+ * pages in tiny mode, see models/README.md) where `meson install` put it; else, in a build that
+ * was not installed, its place in the source tree the library was built from.
+ * Returns (transfer none) a path, never NULL; whether it holds a model shows when it is
+ * loaded. */
+const char *dsocr_ocr_default_model_dir (void);
+
 /* Builds one from parts already loaded (e.g. a cache that holds the decoder and the vision
  * tower of one checkpoint). @model, @vision: (transfer none) a reference is taken on each.
  * @tokenizer: (transfer full) owned from now on, also when this call fails.

@@ -66,11 +66,26 @@ int dsocr_vision_get_n_embed (const dsocr_vision *vision);
  * when @size is not a positive multiple of SAM's patch size (16). */
 int dsocr_vision_grid_side (const dsocr_vision *vision, int size);
 
+/* Most views dsocr_vision_encode_views() takes in one call. */
+#define DSOCR_VISION_MAX_VIEWS 256
+/* Views of one size dsocr_vision_encode() and _encode_batch() encode per call of
+ * dsocr_vision_encode_views() (the activations grow with the batch). */
+#define DSOCR_VISION_BATCH 8
+
 /* Encodes one view: @pixels [3, size, size] normalised as dsocr_preprocess() writes them ->
  * @out [n * n, n_embed], n = dsocr_vision_grid_side(). @pixels and @out are (transfer none).
  * FALSE with DSOCR_ERROR_INVALID for a bad size, or DSOCR_ERROR_NOMEM. */
 gboolean dsocr_vision_encode_view (const dsocr_vision *vision, const float *pixels, int size,
                                    float *out, GError **error);
+
+/* Encodes @n_views views of one size as a batch: @pixels [n_views, 3, size, size] ->
+ * @out [n_views, n * n, n_embed]. The linear layers run once over the tokens of all views,
+ * which keeps the matrix units busy on small views; attention stays within each view, so
+ * view i's rows equal dsocr_vision_encode_view() on it. Memory for activations grows with
+ * @n_views (1 .. DSOCR_VISION_MAX_VIEWS). Errors as dsocr_vision_encode_view(), plus
+ * DSOCR_ERROR_INVALID for @n_views out of range. */
+gboolean dsocr_vision_encode_views (const dsocr_vision *vision, const float *pixels, int n_views,
+                                    int size, float *out, GError **error);
 
 /* Number of embeddings dsocr_vision_pack() writes: n (n + 1) + 1, plus (m rows)(m cols + 1)
  * when there are tiles (@cols * @rows > 0; pass 0, 0 for none). -1 for negative arguments. */
@@ -89,6 +104,15 @@ gboolean dsocr_vision_pack (const dsocr_vision *vision, const float *global, int
  * @pp->n_image_tokens, or NULL with @error set. */
 dsocr_tensor *dsocr_vision_encode (const dsocr_vision *vision, const dsocr_preprocessed *pp,
                                    GError **error);
+
+/* Encodes @n_images images as one batch: the views of all images (their tiles and global
+ * views) are grouped by size and encoded DSOCR_VISION_BATCH at a time, then packed per image.
+ * @pps: (array length=n_images) (transfer none); @out: (array length=n_images) receives
+ * (transfer full) one tensor per image, equal to dsocr_vision_encode() of it.
+ * On failure every out[i] is NULL and @error is set. */
+gboolean dsocr_vision_encode_batch (const dsocr_vision *vision,
+                                    const dsocr_preprocessed *const *pps, int n_images,
+                                    dsocr_tensor **out, GError **error);
 
 G_END_DECLS
 

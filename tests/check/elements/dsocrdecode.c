@@ -634,8 +634,12 @@ GST_START_TEST (test_model_errors)
 {
   gchar *dir, *props, *text;
 
+  /* no model-location: the default model, here a directory that does not exist */
+  g_setenv ("DSOCR_MODEL", "/nonexistent/dsocr-default-model", TRUE);
   text = start_error ("", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND);
+  g_unsetenv ("DSOCR_MODEL");
   fail_unless (strstr (text, "model-location") != NULL, "%s", text);
+  fail_unless (strstr (text, "/nonexistent/dsocr-default-model") != NULL, "%s", text);
   g_free (text);
 
   /* the fixture itself has no tokenizer.json */

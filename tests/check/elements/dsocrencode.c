@@ -154,6 +154,143 @@ GST_START_TEST (test_golden_gundam)
 
 GST_END_TEST;
 
+/* A @w x @h RGB frame with a gradient that depends on @k, timestamped k * 100 ms. */
+static GstBuffer *
+batch_frame (gint w, gint h, gint k)
+{
+  guint8 *rgb = g_malloc ((gsize) w * h * 3);
+  GstBuffer *buf;
+  gint i;
+
+  for (i = 0; i < w * h * 3; i++)
+    rgb[i] = (guint8) ((i * (3 + k) + (i / (3 * w)) * 7 * (k + 1)) & 255);
+  buf = check_frame_from_rgb (GST_VIDEO_FORMAT_RGB, w, h, rgb);
+  g_free (rgb);
+  GST_BUFFER_PTS (buf) = k * 100 * GST_MSECOND;
+  GST_BUFFER_DURATION (buf) = 100 * GST_MSECOND;
+  return buf;
+}
+
+static GstHarness *
+batch_harness (gint batch, const gchar * mode, GstBus ** bus)
+{
+  gchar *dir = tiny_ocr_dir ();
+  gchar *desc = g_strdup_printf ("dsocrpreprocess mode=%s ! dsocrencode "
+      "model-location=\"%s\" batch-size=%d", mode, dir, batch);
+  GstHarness *h = check_harness (desc, bus);
+
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=160,height=120,"
+      "framerate=10/1");
+  g_free (desc);
+  g_free (dir);
+  return h;
+}
+
+static void
+assert_same_embeddings (GstBuffer * a, GstBuffer * b)
+{
+  const dsocr_tensor *x = check_get_embeddings_meta (a)->embeddings->embeds;
+  const dsocr_tensor *y = check_get_embeddings_meta (b)->embeddings->embeds;
+  double err;
+
+  fail_unless_equals_int (x->shape[0], y->shape[0]);
+  fail_unless_equals_int (x->shape[1], y->shape[1]);
+  err = dsocr_test_rel_error (x->data, y->data, (gsize) x->shape[0] * x->shape[1]);
+  fail_unless (err < 1e-5, "batched embeddings differ: relative error %g", err);
+}
+
+/* batch-size 3: frames wait for their batch, leave in order with the embeddings each gets
+ * alone; EOS encodes a partial batch first; a flush drops what waits; the latency grows by
+ * two frames. Tiny and gundam mode (tiles of several frames in one batch). */
+GST_START_TEST (test_batching)
+{
+  const gchar *modes[2] = { "tiny", "gundam" };
+  gint mi, k;
+
+  for (mi = 0; mi < 2; mi++) {
+    GstBus *bus1, *bus3;
+    GstHarness *one = batch_harness (1, modes[mi], &bus1);
+    GstHarness *three = batch_harness (3, modes[mi], &bus3);
+    GstBuffer *alone[4], *out;
+    GstEvent *ev;
+
+    for (k = 0; k < 4; k++)
+      alone[k] = gst_harness_push_and_pull (one, batch_frame (160, 120, k));
+
+    fail_unless_equals_int (gst_harness_push (three, batch_frame (160, 120, 0)),
+        GST_FLOW_OK);
+    fail_unless_equals_int (gst_harness_push (three, batch_frame (160, 120, 1)),
+        GST_FLOW_OK);
+    fail_unless (gst_harness_try_pull (three) == NULL);
+    fail_unless_equals_int (gst_harness_push (three, batch_frame (160, 120, 2)),
+        GST_FLOW_OK);
+    for (k = 0; k < 3; k++) {
+      out = gst_harness_try_pull (three);
+      fail_unless (out != NULL, "frame %d of the batch did not come out", k);
+      fail_unless_equals_uint64 (GST_BUFFER_PTS (out), k * 100 * GST_MSECOND);
+      assert_same_embeddings (out, alone[k]);
+      gst_buffer_unref (out);
+    }
+
+    /* EOS: the fourth frame comes out before it */
+    fail_unless_equals_int (gst_harness_push (three, batch_frame (160, 120, 3)),
+        GST_FLOW_OK);
+    fail_unless (gst_harness_try_pull (three) == NULL);
+    while ((ev = gst_harness_try_pull_event (three)))
+      gst_event_unref (ev);
+    fail_unless (gst_harness_push_event (three, gst_event_new_eos ()));
+    out = gst_harness_try_pull (three);
+    fail_unless (out != NULL);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), 300 * GST_MSECOND);
+    assert_same_embeddings (out, alone[3]);
+    gst_buffer_unref (out);
+    ev = gst_harness_try_pull_event (three);
+    fail_unless (ev != NULL && GST_EVENT_TYPE (ev) == GST_EVENT_EOS);
+    gst_event_unref (ev);
+
+    /* latency: two frames of 100 ms wait for the third */
+    fail_unless_equals_uint64 (gst_harness_query_latency (three), 200 * GST_MSECOND);
+
+    for (k = 0; k < 4; k++)
+      gst_buffer_unref (alone[k]);
+    check_teardown (one, bus1);
+    check_teardown (three, bus3);
+  }
+}
+
+GST_END_TEST;
+
+/* A flush drops the frames waiting for their batch. */
+GST_START_TEST (test_batching_flush)
+{
+  GstBus *bus;
+  GstHarness *h = batch_harness (3, "tiny", &bus);
+  gint k;
+
+  fail_unless_equals_int (gst_harness_push (h, batch_frame (160, 120, 0)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_push (h, batch_frame (160, 120, 1)), GST_FLOW_OK);
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  {
+    GstSegment seg;
+    gst_segment_init (&seg, GST_FORMAT_TIME);
+    fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
+  }
+  fail_unless (gst_harness_try_pull (h) == NULL);
+  for (k = 2; k < 5; k++)
+    fail_unless_equals_int (gst_harness_push (h, batch_frame (160, 120, k)), GST_FLOW_OK);
+  for (k = 2; k < 5; k++) {
+    GstBuffer *out = gst_harness_try_pull (h);
+    fail_unless (out != NULL);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), k * 100 * GST_MSECOND);
+    gst_buffer_unref (out);
+  }
+  fail_unless (gst_harness_try_pull (h) == NULL);
+  check_teardown (h, bus);
+}
+
+GST_END_TEST;
+
 /* Starts "@element @props" (READY to PAUSED, which must fail) and returns the error it
  * posted (transfer full). */
 static gchar *
@@ -186,9 +323,23 @@ start_error (const gchar * props, GQuark domain, gint code)
 
 GST_START_TEST (test_no_model)
 {
-  gchar *text = start_error ("", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND);
+  GstElement *e;
+  gchar *location, *text;
 
+  /* unset, model-location names the default model: the bundled dsocr-reader */
+  g_unsetenv ("DSOCR_MODEL");
+  e = gst_element_factory_make ("dsocrencode", NULL);
+  g_object_get (e, "model-location", &location, NULL);
+  fail_unless (g_str_has_suffix (location, "models/dsocr-reader"), "%s", location);
+  g_free (location);
+  gst_object_unref (e);
+
+  /* $DSOCR_MODEL moves it; a directory without a model is an error that names it */
+  g_setenv ("DSOCR_MODEL", "/nonexistent/dsocr-default-model", TRUE);
+  text = start_error ("", GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND);
+  g_unsetenv ("DSOCR_MODEL");
   fail_unless (strstr (text, "model-location") != NULL, "%s", text);
+  fail_unless (strstr (text, "/nonexistent/dsocr-default-model") != NULL, "%s", text);
   g_free (text);
   text = start_error ("model-location=/nonexistent/dsocr-model",
       GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND);
@@ -394,6 +545,8 @@ dsocrencode_suite (void)
   tcase_set_timeout (tc, 300);
   tcase_add_test (tc, test_golden_tiny);
   tcase_add_test (tc, test_golden_gundam);
+  tcase_add_test (tc, test_batching);
+  tcase_add_test (tc, test_batching_flush);
   tcase_add_test (tc, test_no_model);
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_text_only_model);
