@@ -1,7 +1,7 @@
 /* bench-vision: speed of the CPU vision tower, per DeepSeek-OCR mode.
  *
  *   bench-vision --model DIR [--mode tiny|small|base|large|gundam|all] [--threads T]
- *                [--reps R] [--check REF.safetensors] [--json]
+ *                [--reps R] [--check REF.safetensors] [--json] [--batch N]
  *
  * Loads DIR (config.json + model.safetensors with at least the vision tensors) and times the
  * views of each mode: one view of 512, 640, 1024 or 1280 pixels, or for gundam the 1024 global
@@ -9,7 +9,11 @@
  * from the generator of tests/reference/make_vision_fixtures.py, so bench/bench_vision_ref.py
  * times the reference on the same input. Every output is checked for shape and finiteness;
  * with --check, the tiny and base projector outputs are compared with the reference's
- * ("tiny.proj", "base.proj" written by bench_vision_ref.py make-full). */
+ * ("tiny.proj", "base.proj" written by bench_vision_ref.py make-full).
+ *
+ * With --batch N (N > 1) it times, per mode's view size, N views encoded in one
+ * dsocr_vision_encode_views() call against N calls of one view each (what dsocrencode's
+ * batch-size does across frames), and checks that both give the same rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +112,62 @@ make_image (const mode_case *mc)
   return pp;
 }
 
+/* N views of @size in one call against N single calls; prints the times and the speed-up. */
+static int
+bench_batch (dsocr_vision *vis, const mode_case *mc, int n_views, int reps, int threads,
+             gboolean json)
+{
+  const gsize per = 3 * (gsize) mc->size * mc->size;
+  const int g = dsocr_vision_grid_side (vis, mc->size);
+  const gsize rows = (gsize) g * g * (gsize) dsocr_vision_get_n_embed (vis);
+  float *px = g_new (float, per * (gsize) n_views);
+  float *one = g_new (float, rows * (gsize) n_views), *all = g_new (float, rows * (gsize) n_views);
+  double *t_one = g_new (double, reps), *t_all = g_new (double, reps);
+  GError *error = NULL;
+  for (int k = 0; k < n_views; k++)
+    make_pixels (px + (gsize) k * per, mc->seed + 100 * (guint32) k, mc->size);
+  for (int r = 0; r < reps && !error; r++) {
+    gint64 t0 = g_get_monotonic_time ();
+    for (int k = 0; k < n_views && !error; k++)
+      dsocr_vision_encode_view (vis, px + (gsize) k * per, mc->size, one + (gsize) k * rows,
+                                &error);
+    t_one[r] = (g_get_monotonic_time () - t0) / 1e6;
+    t0 = g_get_monotonic_time ();
+    if (!error)
+      dsocr_vision_encode_views (vis, px, n_views, mc->size, all, &error);
+    t_all[r] = (g_get_monotonic_time () - t0) / 1e6;
+  }
+  int status = 0;
+  if (error) {
+    g_printerr ("bench-vision: %s batch: %s\n", mc->name, error->message);
+    g_error_free (error);
+    status = 1;
+  } else {
+    double md = 0.0, mr = 0.0;
+    for (gsize i = 0; i < rows * (gsize) n_views; i++) {
+      md = fmax (md, fabs ((double) all[i] - one[i]));
+      mr = fmax (mr, fabs ((double) one[i]));
+    }
+    const double a = median (t_one, reps), b = median (t_all, reps), rel = mr > 0 ? md / mr : md;
+    if (rel > 1e-5)
+      status = 1;
+    if (json)
+      printf ("{\"impl\": \"dsocr\", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, "
+              "\"reps\": %d, \"one_by_one_s\": %.4f, \"batched_s\": %.4f, \"speedup\": %.2f, "
+              "\"rel_diff\": %.3g}\n", mc->name, n_views, threads, reps, a, b, a / b, rel);
+    else
+      printf ("%-7s %d views: one by one %.3f s, batched %.3f s (%.2fx), rel diff %.3g\n",
+              mc->name, n_views, a, b, a / b, rel);
+    fflush (stdout);
+  }
+  g_free (px);
+  g_free (one);
+  g_free (all);
+  g_free (t_one);
+  g_free (t_all);
+  return status;
+}
+
 /* Max |got - want| / max |want| against @name of @ref; -1 when the reference lacks it. */
 static double
 check_against (dsocr_safetensors *ref, const char *name, const float *got, gsize n)
@@ -128,7 +188,7 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *mode = NULL, *check = NULL;
-  int threads = 2, reps = 3;
+  int threads = 2, reps = 3, batch = 0;
   gboolean json = FALSE;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory", "DIR" },
@@ -138,6 +198,8 @@ main (int argc, char **argv)
     { "reps", 'r', 0, G_OPTION_ARG_INT, &reps, "Repetitions; medians are reported (3)", "R" },
     { "check", 0, 0, G_OPTION_ARG_FILENAME, &check, "Reference outputs to compare with", "F" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "One JSON line per mode", NULL },
+    { "batch", 'b', 0, G_OPTION_ARG_INT, &batch,
+      "Time N views in one call against N single calls instead", "N" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- time the vision tower");
@@ -145,7 +207,7 @@ main (int argc, char **argv)
 
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error) || !model_dir || threads < 1 ||
-      reps < 1) {
+      reps < 1 || batch < 0 || batch > DSOCR_VISION_MAX_VIEWS) {
     g_printerr ("bench-vision: %s\n", error ? error->message : "need --model DIR");
     return 2;
   }
@@ -174,6 +236,11 @@ main (int argc, char **argv)
     const mode_case *mc = &modes[i];
     if (mode && strcmp (mode, "all") != 0 && strcmp (mode, mc->name) != 0)
       continue;
+    if (batch > 1) {
+      if (mc->cols == 0)   /* gundam's views are base's and small's */
+        status |= bench_batch (vis, mc, batch, reps, threads, json);
+      continue;
+    }
     dsocr_preprocessed *pp = make_image (mc);
     double *times = g_new (double, reps);
     dsocr_tensor *emb = NULL;
