@@ -117,7 +117,8 @@ main (int argc, char **argv)
     g_printerr ("%s: need at least one IMAGE (see --help)\n", prog);
     return 1;
   }
-  if (!model_dir || !*model_dir) {
+  const gboolean defaulted = !model_dir || !*model_dir;
+  if (defaulted) {
     g_free (model_dir);
     model_dir = g_strdup (dsocr_ocr_default_model_dir ());
     /* the bundled model reads pages squashed to 512 x 512, as it was trained */
@@ -154,6 +155,9 @@ main (int argc, char **argv)
   ocr = dsocr_ocr_load (model_dir, &error);
   if (!ocr) {
     report (NULL, error);
+    if (defaulted)
+      g_printerr ("%s: that is the default model; pass --model DIR or set DSOCR_MODEL to a "
+                  "DeepSeek-OCR model directory\n", prog);
     g_error_free (error);
     return 1;
   }

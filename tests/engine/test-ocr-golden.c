@@ -623,6 +623,17 @@ test_cli (void)
   g_assert_cmpstr (s.out, ==, "");
   spawned_clear (&s);
 
+  /* no --model: the default model, here $DSOCR_MODEL naming nothing; the error says how to
+   * name one */
+  g_setenv ("DSOCR_MODEL", "/nonexistent/dsocr-default-model", TRUE);
+  spawn_tool (&s, (const char *const[]) { png, NULL });
+  g_unsetenv ("DSOCR_MODEL");
+  g_assert_cmpint (s.status, ==, 1);
+  g_assert_nonnull (strstr (s.err, "/nonexistent/dsocr-default-model"));
+  g_assert_nonnull (strstr (s.err, "--model"));
+  g_assert_cmpstr (s.out, ==, "");
+  spawned_clear (&s);
+
   /* a directory that is not DeepSeek-OCR */
   g_autofree char *v2 = dsocr_test_fixture ("tiny-v2-mla-yarn");
   spawn_tool (&s, (const char *const[]) { "--model", v2, png, NULL });
