@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Synthetic printed pages for the dsocr-reader model: the image and its DeepSeek-OCR targets.
 
-A page is a random size and tint, holds an optional title and a paragraph of two to four short
-lines (at most 22 characters, glyphs 26 to 38 pixels tall once the page is squashed to the
-model's 512 x 512) in one of the DejaVu faces (Debian's fonts-dejavu-core), and is described twice, once per
-prompt the model is trained on:
+A page is a random size and tint, holds an optional title and a paragraph of two or three short
+lines (at most 18 characters, fonts of 38 to 48 pixels once the page is squashed to the model's
+512 x 512) in one of five DejaVu faces (Debian's fonts-dejavu-core), and is described twice,
+once per prompt the model is trained on:
 
   "<image>\\nFree OCR."                                     the lines, one per line
   "<image>\\n<|grounding|>Convert the document to markdown."  one grounded block per element:
@@ -27,9 +27,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIR = "/usr/share/fonts/truetype/dejavu/"
 FONTS = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
-         "DejaVuSansMono.ttf", "DejaVuSansCondensed.ttf", "DejaVuSerifCondensed.ttf",
-         "DejaVuSans-Oblique.ttf"]
-TITLE_FONTS = ["DejaVuSans-Bold.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSansCondensed-Bold.ttf"]
+         "DejaVuSansMono.ttf"]
+TITLE_FONTS = ["DejaVuSans-Bold.ttf", "DejaVuSerif-Bold.ttf"]
 
 PROMPT_FREE = "<image>\nFree OCR."
 PROMPT_GROUNDING = "<image>\n<|grounding|>Convert the document to markdown."
@@ -64,6 +63,10 @@ request confirm update updated change changes delivery shipping return returns r
 phone email website online offline system systems network software hardware version release
 test tests check checked ready send sent receive received keep kept hold held give given take
 """.split()
+
+MAX_LINES = 3          # lines of a paragraph (a title may come on top)
+MAX_CHARS = 18         # characters of a line
+BODY_PX = (38, 48)     # font size range, model pixels
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -105,25 +108,32 @@ def _title(rng):
     return " ".join(rng.choice(WORDS).capitalize() for _ in range(rng.randint(1, 3)))
 
 
-# The characters whose positions make_page reports (printable ASCII but the space).
-CELL_CHARS = [chr(c) for c in range(33, 127)]
+# The characters whose positions make_page reports: printable ASCII, the space first.
+CELL_CHARS = [chr(c) for c in range(32, 127)]
 _CELL_INDEX = {c: i for i, c in enumerate(CELL_CHARS)}
 
 
 def _mark_cells(cells, patches, d, x0, y_top, y_bottom, s, font, sx, sy):
     """Adds the characters of line @s (drawn at x0, between y_top and y_bottom in page pixels)
-    to @cells: {(row, col) of the 64 x 64 cell of the 512 x 512 model view: set of indices},
-    and to @patches, the same for SAM's 16 x 16 patches (by each glyph's centre)."""
+    to @cells: {(row, col) of the 64 x 64 cell of the 512 x 512 model view: [indices in reading
+    order]}, and to @patches: {(row, col) of SAM's 16 x 16 patch: set of indices}, each
+    character placed by the centre of its advance (a space marks the gap between words).
+    -> [row * 8 + col of the cell of each character of @s, -1 where none]"""
+    where = []
     for i, ch in enumerate(s):
         k = _CELL_INDEX.get(ch)
         if k is None:
+            where.append(-1)
             continue
         cx = (x0 + (d.textlength(s[:i], font=font) + d.textlength(s[:i + 1], font=font)) / 2) / sx
         cy = (y_top + y_bottom) / 2 / sy
         row, col = min(7, max(0, int(cy // 64))), min(7, max(0, int(cx // 64)))
-        cells.setdefault((row, col), set()).add(k)
-        row, col = min(31, max(0, int(cy // 16))), min(31, max(0, int(cx // 16)))
-        patches.setdefault((row, col), set()).add(k)
+        cells.setdefault((row, col), []).append(k)
+        where.append(row * 8 + col)
+        if ch != " ":
+            row, col = min(31, max(0, int(cy // 16))), min(31, max(0, int(cx // 16)))
+            patches.setdefault((row, col), set()).add(k)
+    return where
 
 
 def _box(bb, w, h):
@@ -132,10 +142,10 @@ def _box(bb, w, h):
     return [q(x1, w), q(y1, h), q(x2, w), q(y2, h)]
 
 
-def make_page(seed, max_lines=4):
+def make_page(seed, max_lines=MAX_LINES):
     """-> (PIL RGB image, {"free": text, "grounding": text, "lines": [...], "title": str|None}).
-    @max_lines (1..4) caps the paragraph and, below 3, leaves the title out (the training's
-    curriculum starts with single lines); the held-out pages use the default."""
+    @max_lines (1..MAX_LINES) caps the paragraph and, below MAX_LINES, leaves the title out
+    (the training's curriculum starts with single lines); the held-out pages use the default."""
     rng = random.Random(seed)
     # Work in the 512 x 512 space the model sees (tiny mode squashes the page to a square), then
     # scale the page to its own size.
@@ -152,40 +162,41 @@ def make_page(seed, max_lines=4):
     margin = rng.randint(12, 40)              # model pixels
     x0 = margin * sx
     y = rng.randint(16, 60) * sy
-    # cap-to-descender size in model pixels: a glyph spans one to two of SAM's 16-pixel patches
-    body_px = rng.uniform(26, 38)
+    # font size in model pixels: a glyph spans two to three of SAM's 16-pixel patches and a
+    # vision token's 64-pixel cell holds two or three of them
+    body_px = rng.uniform(BODY_PX[0], BODY_PX[1])
     body = ImageFont.truetype(FONT_DIR + rng.choice(FONTS), max(8, int(body_px * sy)))
     usable = (512 - 2 * margin) * sx
 
     blocks = []
     cells, patches = {}, {}
     title = None
-    if rng.random() < 0.5 and max_lines >= 3:
+    if rng.random() < 0.4 and max_lines >= MAX_LINES:
         title = _title(rng)
         tfont = ImageFont.truetype(FONT_DIR + rng.choice(TITLE_FONTS),
-                                   max(8, int(rng.uniform(1.15, 1.35) * body_px * sy)))
+                                   max(8, int(rng.uniform(1.1, 1.25) * body_px * sy)))
         while d.textlength(title, font=tfont) > usable and " " in title:
             title = title.rsplit(" ", 1)[0]
         bb = d.textbbox((x0, y), title, font=tfont)
         d.text((x0, y), title, font=tfont, fill=ink)
-        _mark_cells(cells, patches, d, x0, bb[1], bb[3], title, tfont, sx, sy)
+        title_cells = _mark_cells(cells, patches, d, x0, bb[1], bb[3], title, tfont, sx, sy)
         blocks.append(("title", bb, "# " + title))
         y = bb[3] + rng.uniform(0.6, 1.4) * body_px * sy
 
     n_lines = rng.randint(min(2, max_lines), max_lines)
-    spacing = rng.uniform(1.2, 1.6) * body_px * sy
-    lines, boxes = [], []
+    spacing = rng.uniform(1.25, 1.6) * body_px * sy
+    lines, boxes, line_cells = [], [], []
     for _ in range(n_lines):
         if y + body_px * sy > h - 8 * sy:
             break
-        s = _line(rng, 22)
+        s = _line(rng, MAX_CHARS)
         while d.textlength(s, font=body) > usable and " " in s:
             s = s.rsplit(" ", 1)[0]
         if d.textlength(s, font=body) > usable:
             continue
         bb = d.textbbox((x0, y), s, font=body)
         d.text((x0, y), s, font=body, fill=ink)
-        _mark_cells(cells, patches, d, x0, bb[1], bb[3], s, body, sx, sy)
+        line_cells.append(_mark_cells(cells, patches, d, x0, bb[1], bb[3], s, body, sx, sy))
         lines.append(s)
         boxes.append(bb)
         y += spacing
@@ -194,14 +205,17 @@ def make_page(seed, max_lines=4):
               max(b[2] for b in boxes), max(b[3] for b in boxes))
         blocks.append(("text", bb, "\n".join(lines)))
 
-    if rng.random() < 0.2:
-        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9) * sy))
+    if rng.random() < 0.15:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8) * sy))
 
     free = "\n".join(([title] if title else []) + lines)
+    free_cells = []
+    for where in ([title_cells] if title else []) + line_cells:
+        free_cells += ([-1] if free_cells else []) + where
     grounding = "".join(f"<|ref|>{kind}<|/ref|><|det|>[{_box(bb, w, h)}]<|/det|>\n{text}\n\n"
                         for kind, bb, text in blocks)
     return img, {"free": free, "grounding": grounding, "title": title, "lines": lines,
-                 "size": [w, h], "cells": {k: sorted(v) for k, v in cells.items()},
+                 "size": [w, h], "cells": cells, "free_cells": free_cells,
                  "patches": {k: sorted(v) for k, v in patches.items()}}
 
 

@@ -2,7 +2,8 @@
 """Train dsocr-reader: a small DeepSeek-OCR that reads the pages of training/synthpages.py.
 
     DSOCR_OCR_REPO=<DeepSeek-OCR checkout>/DeepSeek-OCR-master/DeepSeek-OCR-vllm \\
-        python3 training/train_reader.py --minutes 70 --out models/dsocr-reader
+        python3 training/train_reader.py --vision-steps 2000 --steps 9000 --minutes 240 \\
+            --out models/dsocr-reader
 
 The model is DeepSeek-OCR at small widths, built from the reference's own classes so that its
 checkpoint is the real one's layout and every engine code path runs it unchanged:
@@ -17,11 +18,18 @@ checkpoint is the real one's layout and every engine code path runs it unchanged
 It is trained in tiny mode (the page resized to 512 x 512: 8 x 8 vision tokens + newlines +
 separator = 73) on the two prompts of synthpages.py, with cross-entropy on the answer tokens,
 AdamW and a cosine schedule, under bf16 autocast. A curriculum grows the pages from one line to
-a title and five lines over --curriculum steps. An auxiliary loss, during training only, asks a
-linear head on each vision token which characters its 64 x 64 cell holds (the renderer knows);
-without it the tower collapses to one output for every page before the decoder learns to read.
+a title and three lines over --curriculum steps. Three training-only signals, none of them
+exported, are what let a CPU budget get anywhere:
+  - Reader.aux: a linear head on each vision token names the characters of its 64 x 64 cell in
+    reading order; without it the tower collapses to one output for every page before the
+    decoder learns to read;
+  - Reader.aux_patch: the same, unordered, per 16 x 16 SAM patch: glyph shapes come sooner;
+  - guidance: five decoder heads are told which image positions hold the characters of the
+    current token, of the next one, and of the next one's first and last character (guided
+    attention, as TTS models are taught alignment).
+--vision-steps first trains the tower alone on the auxiliary losses, at half the cost a page.
 Train pages are seeds 10**6 and up; the held-out pages (training/eval_reader.py) are seeds
-below 10**4.
+below 10**4, the progress readings' pages seeds from 5 * 10**5.
 
 Written to --out: config.json (the DeepSeek-OCR layout), model.safetensors (BF16, hub names),
 tokenizer.json, tokenizer_config.json, training.json (the run's settings and loss curve).
@@ -37,6 +45,7 @@ import sys
 import time
 
 import numpy as np
+import safetensors
 import safetensors.torch
 import tokenizers
 import torch
@@ -56,8 +65,19 @@ from dsv2_hub_layout import to_hub  # noqa: E402
 BOS, EOS, PAD = 0, 1, 2
 N_IMAGE_TOKENS = 73            # tiny mode: 8 rows of (8 + newline), then the view separator
 TRAIN_SEED0 = 10 ** 6
-GROUNDING_SHARE = 0.4          # pages trained on the grounding prompt, the rest on Free OCR
-AUX_WEIGHT = 0.5               # the auxiliary per-token character loss (Reader.aux)
+GROUNDING_SHARE = 0.3          # pages trained on the grounding prompt, the rest on Free OCR
+AUX_WEIGHT = 0.5               # the auxiliary losses (Reader.aux, Reader.aux_patch)
+AUX_SLOTS = 6                  # characters of a vision token's cell that Reader.aux names
+GUIDE_WEIGHT = 0.5             # the attention guidance (Reader.forward)
+# Decoder heads guided towards the cells of a token's characters (layer, head): on a query's
+# own token (where am I) and on the token it predicts (what comes next).
+GUIDE_CURRENT = ((1, 0),)
+GUIDE_NEXT = ((2, 0), (3, 0))
+# ... and towards the cell of the next token's first character and of its last: a head that
+# averages all of a token's cells cannot tell "37" from "73".
+GUIDE_NEXT_FIRST = ((3, 1),)
+GUIDE_NEXT_LAST = ((2, 1),)
+GUIDED = GUIDE_CURRENT + GUIDE_NEXT + GUIDE_NEXT_FIRST + GUIDE_NEXT_LAST
 SPECIAL = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>"]
 OCR_TOKENS = ["<image>", "<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>",
               "<td>", "</td>", "<tr>", "</tr>", "<|User|>", "<|Assistant|>"]
@@ -177,15 +197,24 @@ class Reader(nn.Module):
         self.image_newline = nn.Parameter(torch.randn(N_EMBED) / N_EMBED ** 0.5)
         self.view_seperator = nn.Parameter(torch.randn(N_EMBED) / N_EMBED ** 0.5)
         self.lm = build_decoder(vocab_size)
-        # Training only, never exported: which characters each vision token covers. Without
-        # it the decoder first learns the text's statistics, the tower's gradients fade, and
-        # the tower settles on one output for every page, a state training does not leave.
-        self.aux = nn.Linear(N_EMBED, len(synthpages.CELL_CHARS))
+        self.lm.config._attn_implementation = "eager"          # the guidance reads attentions
+        self._attn = {}
+        for layer in sorted({layer for layer, _ in GUIDED}):
+            self.lm.model.layers[layer].self_attn.register_forward_hook(self._keep_attention)
+        # Training only, never exported: the characters each vision token covers, in reading
+        # order (one slot each, then "none"). Without it the decoder first learns the text's
+        # statistics, the tower's gradients fade, and the tower settles on one output for
+        # every page, a state training does not leave; with the order named, a token's vector
+        # spells its cell out and the decoder only has to learn to walk the cells.
+        self.aux = nn.Linear(N_EMBED, AUX_SLOTS * (len(synthpages.CELL_CHARS) + 1))
         # The same per 16 x 16 patch on SAM's last block: glyph shapes are learnt far sooner
         # from a label per patch than from the text alone.
         self.aux_patch = nn.Linear(SAM["embed_dim"], len(synthpages.CELL_CHARS))
         self._sam_blocks = None
         self.sam.blocks[-1].register_forward_hook(self._keep_blocks)
+
+    def _keep_attention(self, module, args, out):
+        self._attn[module.layer_idx] = out[1]                   # [B, H, L, L] probabilities
 
     def _keep_blocks(self, module, args, out):
         self._sam_blocks = out                                  # [B, 32, 32, D]
@@ -208,20 +237,40 @@ class Reader(nn.Module):
         sep = self.view_seperator.to(f.dtype).view(1, 1, e).expand(b, 1, e)
         return torch.cat((f, sep), dim=1)
 
-    def forward(self, px, ids, image_mask, labels, cells, patches):
-        """-> (language-model loss, auxiliary loss); cells [B, 64, n_chars] and
-        patches [B, 1024, n_chars] multi-hot."""
+    def aux_loss(self, f, cells, patches):
+        """The auxiliary losses of features f [B, 64, E] (self._sam_blocks from the same pass)."""
+        n_cls = len(synthpages.CELL_CHARS) + 1
+        aux = nn.functional.cross_entropy(
+            self.aux(f).float().reshape(-1, n_cls), cells.reshape(-1),
+            reduction="sum") / (f.shape[0] * f.shape[1])
+        sb = self._sam_blocks.flatten(1, 2)                     # [B, 1024, D]
+        return aux + nn.functional.binary_cross_entropy_with_logits(
+            self.aux_patch(sb).float(), patches, reduction="sum") / (sb.shape[0] * sb.shape[1])
+
+    def forward(self, px, ids, image_mask, labels, cells, patches, guides):
+        """-> (language-model loss, auxiliary loss); cells [B, 64, AUX_SLOTS] class indices
+        (n_chars = none), patches [B, 1024, n_chars] multi-hot, guides [4, B, L, 73] multi-hot:
+        the image positions holding the characters of the token at each position, of the token
+        after it, and that token's first and last character (all zero where unknown)."""
         f = self.features(px)                                   # [B, 64, E]
         img = self.image_embeds(px, f)                          # [B, 73, E]
         emb = self.lm.model.embed_tokens(ids)                   # [B, L, E]
         emb = emb.masked_scatter(image_mask.unsqueeze(-1), img.to(emb.dtype))
         out = self.lm(inputs_embeds=emb, labels=labels, use_cache=False)
-        aux = nn.functional.binary_cross_entropy_with_logits(
-            self.aux(f).float(), cells, reduction="sum") / (f.shape[0] * f.shape[1])
-        sb = self._sam_blocks.flatten(1, 2)                     # [B, 1024, D]
-        aux = aux + nn.functional.binary_cross_entropy_with_logits(
-            self.aux_patch(sb).float(), patches, reduction="sum") / (sb.shape[0] * 64)
-        return out.loss, aux
+        # Training only: a few heads are told where the characters are (guided attention, as
+        # TTS alignment is taught). Left alone the decoder takes thousands of steps to find
+        # that reading means walking the cells; the exported model is the plain architecture.
+        img0 = int(image_mask[0].float().argmax())
+        guide = out.loss.new_zeros(())
+        for g, heads in zip(guides, (GUIDE_CURRENT, GUIDE_NEXT, GUIDE_NEXT_FIRST, GUIDE_NEXT_LAST)):
+            valid = g.sum(-1) > 0                               # [B, L]
+            for layer, head in heads:
+                a = self._attn[layer][:, head, :, img0:img0 + N_IMAGE_TOKENS].float()
+                mass = (a * g).sum(-1)                          # [B, L]
+                guide = guide - torch.log(mass[valid] + 1e-6).mean()
+        guide = guide / len(GUIDED)
+        aux = self.aux_loss(f, cells, patches)
+        return out.loss, aux, guide
 
 
 def hub_tensors(model):
@@ -289,22 +338,33 @@ def pixels(img):
     return torch.from_numpy((a - 0.5) / 0.5).permute(2, 0, 1).contiguous()
 
 
-def encode_example(tok, image_token_id, prompt, answer):
+def encode_example(tok, image_token_id, prompt, answer, answer_cells=None):
     """ids = [BOS] + enc(prompt before <image>) + image ids + enc(after) + enc(answer) + [EOS];
-    labels are -100 except on the answer and EOS."""
+    labels are -100 except on the answer and EOS. With @answer_cells (the cell of each
+    character of @answer, -1 for none) also -> guidance [(position, [image positions])]: per
+    answer token, the image positions of its characters' cells, in reading order."""
     before, after = prompt.split("<image>")
     p = [BOS] + tok.encode(before, add_special_tokens=False).ids
+    img0 = len(p)
     p += [image_token_id] * N_IMAGE_TOKENS + tok.encode(after, add_special_tokens=False).ids
-    a = tok.encode(answer, add_special_tokens=False).ids + [EOS]
-    return p + a, [-100] * len(p) + a
+    enc = tok.encode(answer, add_special_tokens=False)
+    a = enc.ids + [EOS]
+    if answer_cells is None:
+        return p + a, [-100] * len(p) + a
+    guidance = []
+    for j, (start, end) in enumerate(enc.offsets):
+        where = list(dict.fromkeys(c for c in answer_cells[start:end] if c >= 0))
+        guidance.append((len(p) + j, [img0 + (c // 8) * 9 + c % 8 for c in where]))
+    return p + a, [-100] * len(p) + a, guidance
 
 
 def max_lines_at(step, curriculum):
     """The curriculum: single lines first, so that nothing can be predicted without reading
-    the image; then up to five lines and a title from `curriculum` steps on."""
+    the image; then the full pages (a title and synthpages.MAX_LINES lines) from `curriculum`
+    steps on."""
     if step >= curriculum:
-        return 5
-    return 1 + (4 * step) // curriculum
+        return synthpages.MAX_LINES
+    return 1 + ((synthpages.MAX_LINES - 1) * step) // curriculum
 
 
 class Pages(torch.utils.data.IterableDataset):
@@ -317,18 +377,24 @@ class Pages(torch.utils.data.IterableDataset):
         tok = tokenizers.Tokenizer.from_str(self.tok_json)
         seed = self.first_seed
         while True:
-            px, ids, labels, cells, patches = [], [], [], [], []
+            px, ids, labels, cells, patches, guides = [], [], [], [], [], []
             step = (seed - TRAIN_SEED0) // self.batch
             for _ in range(self.batch):
                 img, t = synthpages.make_page(seed, max_lines_at(step, self.curriculum))
                 grounding = random.Random(seed * 7 + 1).random() < GROUNDING_SHARE
                 prompt = synthpages.PROMPT_GROUNDING if grounding else synthpages.PROMPT_FREE
-                i, l = encode_example(tok, self.image_token_id, prompt,
-                                      t["grounding"] if grounding else t["free"])
+                if grounding:
+                    i, l = encode_example(tok, self.image_token_id, prompt, t["grounding"])
+                    guides.append([])
+                else:
+                    i, l, gd = encode_example(tok, self.image_token_id, prompt, t["free"],
+                                              t["free_cells"])
+                    guides.append(gd)
                 px.append(pixels(img))
-                c = torch.zeros(64, len(synthpages.CELL_CHARS))
+                c = torch.full((64, AUX_SLOTS), len(synthpages.CELL_CHARS), dtype=torch.long)
                 for (row, col), ks in t["cells"].items():
-                    c[row * 8 + col, ks] = 1.0
+                    ks = ks[:AUX_SLOTS]
+                    c[row * 8 + col, :len(ks)] = torch.tensor(ks)
                 cells.append(c)
                 c = torch.zeros(1024, len(synthpages.CELL_CHARS))
                 for (row, col), ks in t["patches"].items():
@@ -340,13 +406,59 @@ class Pages(torch.utils.data.IterableDataset):
             n = max(len(i) for i in ids)
             ids_t = torch.full((len(ids), n), PAD, dtype=torch.long)
             lab_t = torch.full((len(ids), n), -100, dtype=torch.long)
+            g = torch.zeros(4, len(ids), n, N_IMAGE_TOKENS)   # current, next, first, last
             for k, (i, l) in enumerate(zip(ids, labels)):
                 ids_t[k, :len(i)] = torch.tensor(i)
                 lab_t[k, :len(l)] = torch.tensor(l)
-            yield torch.stack(px), ids_t, lab_t, torch.stack(cells), torch.stack(patches), seed
+                img0 = i.index(self.image_token_id)
+                for pos, where in guides[k]:
+                    if where:
+                        where = [w - img0 for w in where]
+                        g[0, k, pos, where] = 1.0
+                        g[1, k, pos - 1, where] = 1.0
+                        g[2, k, pos - 1, where[0]] = 1.0
+                        g[3, k, pos - 1, where[-1]] = 1.0
+            yield (torch.stack(px), ids_t, lab_t, torch.stack(cells), torch.stack(patches),
+                   g, seed)
 
 
 # ---- training ------------------------------------------------------------------------------
+
+VALID_SEED0 = 5 * 10 ** 5      # pages for the progress readings: neither training nor held out
+
+
+@torch.no_grad()
+def quick_cer(model, tok, image_token_id, n_pages=12, max_new=64):
+    """Greedy Free OCR of n_pages validation pages by the training model itself (no KV cache,
+    bf16 autocast): a progress reading only; eval_reader.py measures the exported model."""
+    import eval_reader
+    model.eval()
+    pages = [synthpages.make_page(VALID_SEED0 + i) for i in range(n_pages)]
+    px = torch.stack([pixels(img) for img, _ in pages])
+    prompt, _ = encode_example(tok, image_token_id, synthpages.PROMPT_FREE, "")
+    prompt = prompt[:-1]                                        # without the EOS
+    ids = torch.tensor([prompt] * n_pages)
+    done = torch.zeros(n_pages, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        img = model.image_embeds(px)                            # [N, 73, E]
+        for _ in range(max_new):
+            emb = model.lm.model.embed_tokens(ids)
+            emb = emb.masked_scatter((ids == image_token_id).unsqueeze(-1), img.to(emb.dtype))
+            nxt = model.lm(inputs_embeds=emb, use_cache=False).logits[:, -1].argmax(-1)
+            nxt[done] = EOS
+            done |= nxt == EOS
+            ids = torch.cat((ids, nxt[:, None]), dim=1)
+            if bool(done.all()):
+                break
+    edits = chars = 0
+    for k, (_, t) in enumerate(pages):
+        out = [i for i in ids[k, len(prompt):].tolist() if i != EOS]
+        text = eval_reader.text_of(tok.decode(out, skip_special_tokens=False))
+        edits += eval_reader.levenshtein(text, t["free"])
+        chars += len(t["free"])
+    model.train()
+    return edits / chars, tok.decode(ids[0, len(prompt):].tolist())
+
 
 def save(model, tok_json, image_token_id, out, info):
     out.mkdir(parents=True, exist_ok=True)
@@ -357,6 +469,23 @@ def save(model, tok_json, image_token_id, out, info):
     (out / "tokenizer.json").write_text(tok_json)
     (out / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=1) + "\n")
     (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def save_warm_start(model, path, step, next_seed, curve, tok_json):
+    """Everything --resume needs but the optimizer, in bf16 (the training heads included):
+    about a sixth of train-state.pt, small enough to keep with the scripts."""
+    tensors = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
+    meta = {"step": str(step), "next_seed": str(next_seed), "curve": json.dumps(curve),
+            "tokenizer": tok_json}
+    safetensors.torch.save_file(tensors, str(path), metadata=meta)
+
+
+def load_warm_start(path):
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        weights = {k: f.get_tensor(k).float() for k in f.keys()}
+    return {"model": weights, "step": int(meta["step"]), "next_seed": int(meta["next_seed"]),
+            "curve": json.loads(meta["curve"]), "tokenizer": meta["tokenizer"]}
 
 
 def main():
@@ -374,8 +503,17 @@ def main():
                     help="steps until pages reach their full size")
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--resume", type=pathlib.Path)
+    ap.add_argument("--resume", type=pathlib.Path,
+                    help="continue from a train-state.pt, or from a warm-start.safetensors "
+                         "(the same without the optimizer's state)")
+    ap.add_argument("--vision-steps", type=int, default=0,
+                    help="first train the vision tower alone on the auxiliary losses for this "
+                         "many steps (constant --vision-lr after a short warm-up; the decoder "
+                         "waits)")
+    ap.add_argument("--vision-lr", type=float, default=2e-3)
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
+    ap.add_argument("--eval-every", type=int, default=250,
+                    help="steps between progress readings (greedy CER on validation pages)")
     args = ap.parse_args()
     if not args.ocr_repo:
         sys.exit("give --ocr-repo or DSOCR_OCR_REPO (the DeepSeek-OCR-vllm directory)")
@@ -386,7 +524,10 @@ def main():
 
     ckpt = args.out / "train-state.pt"
     t0 = time.time()
-    if args.resume:
+    if args.resume and args.resume.suffix == ".safetensors":
+        state = load_warm_start(args.resume)
+        tok_json = state["tokenizer"]
+    elif args.resume:
         state = torch.load(args.resume, weights_only=False)
         tok_json = state["tokenizer"]
     else:
@@ -411,12 +552,13 @@ def main():
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected or any(not k.startswith("aux") for k in missing):
             sys.exit(f"--resume: missing {missing}, unexpected {unexpected}")
-        if not missing:   # a head added since: its optimizer state starts fresh with all
+        fresh = bool(missing) or "opt" not in state
+        if not fresh:     # a head added since, or a warm start: the optimizer starts afresh
             opt.load_state_dict(state["opt"])
         step, seed0, curve = state["step"], state["next_seed"], state["curve"]
 
     # a resumed run whose optimizer starts afresh warms up again
-    rewarm = step if (state and missing) else None
+    rewarm = step if (state and fresh) else None
 
     def lr_at(s):
         if rewarm is not None and s - rewarm < 50:
@@ -436,13 +578,35 @@ def main():
     start = time.time()
     deadline = start + args.minutes * 60
     ema = None
-    for px, ids, labels, cells, patches, next_seed in loader:
+    vision_step = 0
+    for px, ids, labels, cells, patches, guides, next_seed in loader:
+        if vision_step < args.vision_steps:
+            # The tower alone, three times cheaper a page than the whole model: until it tells
+            # glyphs apart, the decoder's steps teach it only the pages' statistics.
+            for g in opt.param_groups:
+                g["lr"] = args.vision_lr * min(1.0, (vision_step + 1) / 50)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                aux_loss = model.aux_loss(model.features(px), cells, patches)
+            opt.zero_grad(set_to_none=True)
+            aux_loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            vision_step += 1
+            if vision_step % 10 == 0:
+                print(f"vision step {vision_step} aux {float(aux_loss.detach()):.3f} "
+                      f"{(time.time() - start) / 60:.1f} min", flush=True)
+            if vision_step % 200 == 0 or vision_step == args.vision_steps:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                            "next_seed": int(next_seed), "curve": curve, "tokenizer": tok_json,
+                            "vision_steps": vision_step}, ckpt)
+            continue
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         image_mask = ids == image_token_id
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            lm_loss, aux_loss = model(px, ids, image_mask, labels, cells, patches)
-        loss = lm_loss + AUX_WEIGHT * aux_loss
+            lm_loss, aux_loss, guide_loss = model(px, ids, image_mask, labels, cells, patches,
+                                                  guides)
+        loss = lm_loss + AUX_WEIGHT * aux_loss + GUIDE_WEIGHT * guide_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -453,8 +617,13 @@ def main():
         if step % 10 == 0:
             el = time.time() - start
             print(f"step {step} loss {v:.4f} ema {ema:.4f} aux {float(aux_loss.detach()):.3f} "
+                  f"guide {float(guide_loss.detach()):.3f} "
                   f"lr {lr_at(step):.2e} {el / 60:.1f} min", flush=True)
             curve.append([step, round(ema, 4)])
+        if args.eval_every and step % args.eval_every == 0:
+            cer, sample = quick_cer(model, tok, image_token_id)
+            print(f"step {step} validation CER {cer:.3f} e.g. {sample!r}", flush=True)
+            curve.append([step, round(ema, 4), round(cer, 4)])
         if args.bench and step >= args.bench:
             print(f"{(time.time() - start) / step:.2f} s/step")
             return
@@ -462,7 +631,11 @@ def main():
         if step % 100 == 0 or done:
             info = {"steps": step, "batch": args.batch, "lr": args.lr, "warmup": args.warmup,
                     "curriculum": args.curriculum, "grounding_share": GROUNDING_SHARE,
-                    "aux_weight": AUX_WEIGHT,
+                    "aux_weight": AUX_WEIGHT, "aux_slots": AUX_SLOTS,
+                    "vision_steps": args.vision_steps,
+                    "guide_weight": GUIDE_WEIGHT, "guide_current": GUIDE_CURRENT,
+                    "guide_next": GUIDE_NEXT, "guide_next_first": GUIDE_NEXT_FIRST,
+                    "guide_next_last": GUIDE_NEXT_LAST,
                     "schedule_steps": args.steps, "pages_seen": step * args.batch,
                     "first_train_seed": TRAIN_SEED0, "seed": args.seed,
                     "minutes": round((time.time() - start) / 60, 1), "loss_ema": round(ema, 4),
@@ -474,6 +647,8 @@ def main():
                         "next_seed": int(next_seed), "curve": curve, "tokenizer": tok_json},
                        ckpt)
         if done:
+            save_warm_start(model, args.out / "warm-start.safetensors", step, int(next_seed),
+                            curve, tok_json)
             break
 
 

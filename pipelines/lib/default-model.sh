@@ -17,6 +17,12 @@ default_model() {
     fi
   fi
   if [ -z "$mode" ]; then
-    if [ "$model" = "$bundled" ]; then mode=tiny; else mode=$1; fi
+    # compared as real paths: models/dsocr-reader, ./models/dsocr-reader/ or a link to it is
+    # the bundled model too, and reads in tiny mode
+    if [ "$(realpath -m -- "$model")" = "$(realpath -m -- "$bundled")" ]; then
+      mode=tiny
+    else
+      mode=$1
+    fi
   fi
 }

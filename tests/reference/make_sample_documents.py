@@ -8,8 +8,9 @@
               poppler included, substitutes an installed sans-serif font).
   sample.png  a 960 x 640 greyscale receipt drawn with Pillow in DejaVu Sans
               (fonts-dejavu-core).
-  reader.pdf  two small pages (440 x 400 pt), a title and four short lines each in large
-              Helvetica: the kind of page the bundled model models/dsocr-reader reads, used by
+  reader.pdf  two small pages (440 x 400 pt), a title and three short lines each in large
+              DejaVu Sans (named, not embedded: poppler finds fonts-dejavu-core through
+              fontconfig), the kind of page the bundled model models/dsocr-reader reads, used by
               scripts/run-main.sh.
 
 The PDF is written object by object here (cross-reference offsets computed as it goes), so
@@ -120,27 +121,38 @@ def page_two():
     return p
 
 
-# The pages of reader.pdf: what the bundled model (models/dsocr-reader) was trained to read, a
-# title and a few short lines of everyday words, numbers, amounts, dates and codes, large
-# enough on a small page that tiny mode (the page squashed to 512 x 512) keeps them legible.
+# The pages of reader.pdf: what the bundled model (models/dsocr-reader) was trained to read
+# (training/synthpages.py), a title and short lines of everyday words, numbers, amounts, dates
+# and codes in a DejaVu face, as large as the training pages once tiny mode squashes the page
+# to 512 x 512 (32 pt at dsocrpdfdec's 144 dpi is 64 pixels, 41 of the model's).
 READER_SIZE = (440, 400)  # points: 880 x 800 pixels at the 144 dpi of dsocrpdfdec
+READER_FONTS = (b"DejaVuSans", b"DejaVuSans-Bold")
 READER_PAGES = [
-    ("Delivery Notice", ["Order 4821 is ready", "Total $129.50 paid", "Due 14 Mar 2025",
-                         "Item DLV-2041 sent"]),
-    ("Meeting Notes", ["Team meeting Monday", "Room 12 main office", "Please send the report",
-                       "Review 3 Apr 2026"]),
+    ("Delivery Notice", ["Order 4821 ready", "Total $129.50 paid", "Due 14 Mar 2025"]),
+    ("Meeting Notes", ["Team meeting today", "Room 12 office", "Review 3 Apr 2026"]),
 ]
 
 
 def reader_page(title, lines):
     p = Page(READER_SIZE)
-    p.text(36, 76, 30, title, bold=True)
+    p.text(30, 70, 36, title, bold=True)
     for i, line in enumerate(lines):
-        p.text(36, 136 + 38 * i, 24, line)
+        p.text(30, 140 + 46 * i, 32, line)
     return p
 
 
-def write_pdf(path, pages, title=b"Quarterly Operations Report", author=b"Northwind Logistics"):
+def font_widths(name):
+    """The /Widths of a font that is not one of PDF's standard 14 (empty for those): without
+    them a reader spaces the substitute's glyphs by Helvetica's metrics."""
+    if name.startswith(b"Helvetica"):
+        return b""
+    f = font(name.endswith(b"-Bold"), 1000)
+    widths = b" ".join(b"%d" % round(f.getlength(chr(c))) for c in range(32, 127))
+    return b" /FirstChar 32 /LastChar 126 /Widths [%s]" % widths
+
+
+def write_pdf(path, pages, title=b"Quarterly Operations Report", author=b"Northwind Logistics",
+              fonts=(b"Helvetica", b"Helvetica-Bold")):
     objects = []  # bodies of objects 1..n, bytes
 
     def add(body):
@@ -149,10 +161,9 @@ def write_pdf(path, pages, title=b"Quarterly Operations Report", author=b"Northw
 
     catalog = add(None)
     pages_obj = add(None)
-    font1 = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-                b"/Encoding /WinAnsiEncoding >>")
-    font2 = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold "
-                b"/Encoding /WinAnsiEncoding >>")
+    font1, font2 = (add(b"<< /Type /Font /Subtype /Type1 /BaseFont /%s "
+                        b"/Encoding /WinAnsiEncoding%s >>" % (name, font_widths(name)))
+                    for name in fonts)
     kids = []
     for pg in pages:
         data = pg.stream()
@@ -217,7 +228,7 @@ def main():
     write_pdf(os.path.join(OUT_DIR, "sample.pdf"), [page_one(), page_two()])
     write_png(os.path.join(OUT_DIR, "sample.png"))
     write_pdf(os.path.join(OUT_DIR, "reader.pdf"), [reader_page(t, l) for t, l in READER_PAGES],
-              title=b"Delivery Notice", author=b"gst-dsocr")
+              title=b"Delivery Notice", author=b"gst-dsocr", fonts=READER_FONTS)
     for name in ("sample.pdf", "sample.png", "reader.pdf"):
         p = os.path.join(OUT_DIR, name)
         print("%s: %d bytes" % (os.path.relpath(p), os.path.getsize(p)))
