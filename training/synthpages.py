@@ -143,7 +143,9 @@ def _box(bb, w, h):
 
 
 def make_page(seed, max_lines=MAX_LINES):
-    """-> (PIL RGB image, {"free": text, "grounding": text, "lines": [...], "title": str|None}).
+    """-> (PIL RGB image, {"free": text, "grounding": text, "lines": [...], "title": str|None,
+    "size": [w, h], "cells" and "patches": as _mark_cells fills them, "free_cells": the cell of
+    each character of "free", -1 for its newlines}).
     @max_lines (1..MAX_LINES) caps the paragraph and, below MAX_LINES, leaves the title out
     (the training's curriculum starts with single lines); the held-out pages use the default."""
     rng = random.Random(seed)
