@@ -69,7 +69,7 @@ elif [ -r "$bundled/config.json" ]; then
   args+=(--model "$bundled" --max-new-tokens 256)
   [ -n "$input" ] || input=tests/fixtures/sample/reader.pdf
 else
-  echo "$prog: note: no trained model ships in this tree ($bundled holds no weights): the tiny random-weight test model (tests/fixtures/tiny-ocr-e2e) runs the pipeline end to end, but its text is noise; pass --model DIR or set DSOCR_MODEL" >&2
+  echo "$prog: note: no bundled model ($bundled holds no weights): the tiny random-weight test model (tests/fixtures/tiny-ocr-e2e) runs the pipeline end to end, but its text is noise; pass --model DIR or set DSOCR_MODEL" >&2
   # a short page of that noise is enough
   args+=(--model tests/fixtures/tiny-ocr-e2e --max-new-tokens 200)
   [ -n "$input" ] || input=tests/fixtures/sample/sample.pdf

@@ -4,7 +4,8 @@
 A page is a random size and tint, holds an optional title and a paragraph of two or three short
 lines (at most 18 characters, fonts of 38 to 48 pixels once the page is squashed to the model's
 512 x 512) in one of five DejaVu faces (Debian's fonts-dejavu-core), and is described twice,
-once per prompt the model is trained on:
+once per prompt the model is trained on. Lines keep to a grid: one line on each of the view's
+eight rows of 64 pixels (an eighth of the page's height), centred on it, as lines of a form are.
 
   "<image>\\nFree OCR."                                     the lines, one per line
   "<image>\\n<|grounding|>Convert the document to markdown."  one grounded block per element:
@@ -136,6 +137,13 @@ def _mark_cells(cells, patches, d, x0, y_top, y_bottom, s, font, sx, sy):
     return where
 
 
+def _row_top(d, font, row, sy):
+    """-> the y (page pixels) at which to draw a line in @font so that its glyphs, from the
+    top of a capital to the foot of a descender, are centred on cell row @row (0..7)."""
+    top, bottom = d.textbbox((0, 0), "Hg", font=font)[1::2]
+    return (64 * row + 32) * sy - (top + bottom) / 2
+
+
 def _box(bb, w, h):
     x1, y1, x2, y2 = bb
     q = lambda v, s: max(0, min(999, int(round(v / s * 999))))  # noqa: E731
@@ -163,7 +171,10 @@ def make_page(seed, max_lines=MAX_LINES):
 
     margin = rng.randint(12, 40)              # model pixels
     x0 = margin * sx
-    y = rng.randint(16, 60) * sy
+    # Lines sit on the rows of the vision tokens' cells, one line centred on each row of 64 x 64
+    # cells: where two lines shared a row of cells (any other spacing), most tokens held parts
+    # of both, and the tiny view's 64 tokens lost characters between them.
+    row = rng.randint(0, 2)
     # font size in model pixels: a glyph spans two to three of SAM's 16-pixel patches and a
     # vision token's 64-pixel cell holds two or three of them
     body_px = rng.uniform(BODY_PX[0], BODY_PX[1])
@@ -179,18 +190,19 @@ def make_page(seed, max_lines=MAX_LINES):
                                    max(8, int(rng.uniform(1.1, 1.25) * body_px * sy)))
         while d.textlength(title, font=tfont) > usable and " " in title:
             title = title.rsplit(" ", 1)[0]
+        y = _row_top(d, tfont, row, sy)
         bb = d.textbbox((x0, y), title, font=tfont)
         d.text((x0, y), title, font=tfont, fill=ink)
         title_cells = _mark_cells(cells, patches, d, x0, bb[1], bb[3], title, tfont, sx, sy)
         blocks.append(("title", bb, "# " + title))
-        y = bb[3] + rng.uniform(0.6, 1.4) * body_px * sy
+        row += rng.randint(1, 2)                # sometimes an empty row below the title
 
     n_lines = rng.randint(min(2, max_lines), max_lines)
-    spacing = rng.uniform(1.25, 1.6) * body_px * sy
     lines, boxes, line_cells = [], [], []
     for _ in range(n_lines):
-        if y + body_px * sy > h - 8 * sy:
+        if row > 7:
             break
+        y = _row_top(d, body, row, sy)
         s = _line(rng, MAX_CHARS)
         while d.textlength(s, font=body) > usable and " " in s:
             s = s.rsplit(" ", 1)[0]
@@ -201,7 +213,7 @@ def make_page(seed, max_lines=MAX_LINES):
         line_cells.append(_mark_cells(cells, patches, d, x0, bb[1], bb[3], s, body, sx, sy))
         lines.append(s)
         boxes.append(bb)
-        y += spacing
+        row += 1
     if boxes:
         bb = (min(b[0] for b in boxes), min(b[1] for b in boxes),
               max(b[2] for b in boxes), max(b[3] for b in boxes))

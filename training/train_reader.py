@@ -61,7 +61,7 @@ import eval_reader  # noqa: E402
 # transformers' own availability probes must not see.
 import make_decoder_fixtures as dec  # noqa: E402
 import make_vision_fixtures as vis  # noqa: E402
-from dsv2_hub_layout import to_hub  # noqa: E402
+from dsv2_hub_layout import from_hub, to_hub  # noqa: E402
 
 BOS, EOS, PAD = 0, 1, 2
 N_IMAGE_TOKENS = 73            # tiny mode: 8 rows of (8 + newline), then the view separator
@@ -489,6 +489,24 @@ def load_warm_start(path):
             "curve": json.loads(meta["curve"]), "tokenizer": meta["tokenizer"]}
 
 
+def load_model_dir(path):
+    """A model directory as save() writes it (models/dsocr-reader) -> what --resume needs: the
+    weights under Reader's names (the training heads are not exported: they start afresh), the
+    step, seed and curve of its training.json, its tokenizer."""
+    weights = safetensors.torch.load_file(str(path / "model.safetensors"))
+    state = {}
+    for hub, ours in (("model.sam_model.", "sam."), ("model.vision_model.", "clip."),
+                      ("model.projector.", "proj.")):
+        for k in [k for k in weights if k.startswith(hub)]:
+            state[ours + k[len(hub):]] = weights.pop(k).float()
+    state["image_newline"] = weights.pop("model.image_newline").float()
+    state["view_seperator"] = weights.pop("model.view_seperator").float()
+    state.update({"lm." + k: v.float() for k, v in from_hub(weights).items()})
+    info = json.loads((path / "training.json").read_text())
+    return {"model": state, "step": info["steps"], "next_seed": info["next_seed"],
+            "curve": info["curve"], "tokenizer": (path / "tokenizer.json").read_text()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=pathlib.Path, required=True)
@@ -505,8 +523,9 @@ def main():
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--resume", type=pathlib.Path,
-                    help="continue from a train-state.pt, or from a warm-start.safetensors "
-                         "(the same without the optimizer's state)")
+                    help="continue from a train-state.pt, from a warm-start.safetensors (the "
+                         "same without the optimizer's state) or from a model directory "
+                         "(models/dsocr-reader: no optimizer state nor training heads)")
     ap.add_argument("--vision-steps", type=int, default=0,
                     help="first train the vision tower alone on the auxiliary losses for this "
                          "many steps (constant --vision-lr after a short warm-up; the decoder "
@@ -525,7 +544,10 @@ def main():
 
     ckpt = args.out / "train-state.pt"
     t0 = time.time()
-    if args.resume and args.resume.suffix == ".safetensors":
+    if args.resume and args.resume.is_dir():
+        state = load_model_dir(args.resume)
+        tok_json = state["tokenizer"]
+    elif args.resume and args.resume.suffix == ".safetensors":
         state = load_warm_start(args.resume)
         tok_json = state["tokenizer"]
     elif args.resume:
@@ -551,7 +573,10 @@ def main():
     step, seed0, curve, missing = 0, TRAIN_SEED0, [], []
     if state:
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
-        if unexpected or any(not k.startswith("aux") for k in missing):
+        # a model directory lacks the training heads and CLIP's position_ids (a constant
+        # buffer, not exported: the constructor's arange is the value)
+        if unexpected or any(not k.startswith("aux") and k != "clip.embeddings.position_ids"
+                             for k in missing):
             sys.exit(f"--resume: missing {missing}, unexpected {unexpected}")
         fresh = bool(missing) or "opt" not in state
         if not fresh:     # a head added since, or a warm start: the optimizer starts afresh
@@ -639,6 +664,7 @@ def main():
                     "guide_next": GUIDE_NEXT, "guide_next_first": GUIDE_NEXT_FIRST,
                     "guide_next_last": GUIDE_NEXT_LAST,
                     "schedule_steps": args.steps, "pages_seen": step * args.batch,
+                    "next_seed": int(next_seed),
                     "first_train_seed": TRAIN_SEED0, "seed": args.seed,
                     "minutes": round((time.time() - start) / 60, 1), "loss_ema": round(ema, 4),
                     "parameters": n_params, "curve": curve, "torch": torch.__version__}

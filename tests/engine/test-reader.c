@@ -17,6 +17,7 @@
 
 #include "dsocr-build-config.h"
 #include "dsocr-test.h"
+#include "reading.h"
 
 #define MAX_CER 0.05
 
@@ -33,77 +34,16 @@ collect (int32_t token, const char *text, gsize len, gpointer user_data)
   return TRUE;
 }
 
-/* The text of an output as the evaluation reads it (eval_reader.text_of). */
-static char *
-text_of (const char *output)
-{
-  GString *s = g_string_new (NULL);
-  const char *p = output;
-  /* drop <|ref|>..<|/ref|> and <|det|>..<|/det|> spans */
-  while (*p) {
-    const char *open = NULL, *close_tag = NULL;
-    if (g_str_has_prefix (p, "<|ref|>"))
-      open = "<|ref|>", close_tag = "<|/ref|>";
-    else if (g_str_has_prefix (p, "<|det|>"))
-      open = "<|det|>", close_tag = "<|/det|>";
-    if (open) {
-      const char *end = strstr (p + strlen (open), close_tag);
-      if (end) {
-        p = end + strlen (close_tag);
-        continue;
-      }
-    }
-    g_string_append_c (s, *p++);
-  }
-  g_auto (GStrv) lines = g_strsplit (s->str, "\n", -1);
-  g_string_free (s, TRUE);
-  GString *out = g_string_new (NULL);
-  for (int i = 0; lines[i]; i++) {
-    char *l = g_strstrip (lines[i]);
-    if (g_str_has_prefix (l, "# "))
-      l = g_strstrip (l + 2);
-    if (!*l)
-      continue;
-    if (out->len)
-      g_string_append_c (out, '\n');
-    g_string_append (out, l);
-  }
-  return g_string_free (out, FALSE);
-}
-
-/* Levenshtein distance over Unicode characters. */
-static gsize
-levenshtein (const char *a, const char *b)
-{
-  glong na = 0, nb = 0;
-  g_autofree gunichar *ua = g_utf8_to_ucs4_fast (a, -1, &na);
-  g_autofree gunichar *ub = g_utf8_to_ucs4_fast (b, -1, &nb);
-  g_autofree gsize *prev = g_new (gsize, nb + 1), *cur = g_new (gsize, nb + 1);
-  for (glong j = 0; j <= nb; j++)
-    prev[j] = (gsize) j;
-  for (glong i = 1; i <= na; i++) {
-    cur[0] = (gsize) i;
-    for (glong j = 1; j <= nb; j++) {
-      gsize del = prev[j] + 1, ins = cur[j - 1] + 1;
-      gsize sub = prev[j - 1] + (ua[i - 1] != ub[j - 1]);
-      cur[j] = MIN (MIN (del, ins), sub);
-    }
-    gsize *t = prev;
-    prev = cur;
-    cur = t;
-  }
-  return prev[nb];
-}
-
 static void
 test_text_of (void)
 {
-  g_autofree char *a = text_of ("<|ref|>title<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\n# Terms\n\n"
-                                "<|ref|>text<|/ref|><|det|>[[5, 6, 7, 8]]<|/det|>\n a b \nc\n\n");
+  g_autofree char *a =
+      reading_text_of ("<|ref|>title<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\n# Terms\n\n"
+                       "<|ref|>text<|/ref|><|det|>[[5, 6, 7, 8]]<|/det|>\n a b \nc\n\n");
   g_assert_cmpstr (a, ==, "Terms\na b\nc");
-  g_assert_cmpuint (levenshtein ("kitten", "sitting"), ==, 3);
-  g_assert_cmpuint (levenshtein ("", "abc"), ==, 3);
-  g_assert_cmpuint (levenshtein ("\xc3\xa9t\xc3\xa9", "ete"), ==, 2);
+  g_assert_cmpuint (reading_levenshtein ("kitten", "sitting"), ==, 3);
+  g_assert_cmpuint (reading_levenshtein ("", "abc"), ==, 3);
+  g_assert_cmpuint (reading_levenshtein ("\xc3\xa9t\xc3\xa9", "ete"), ==, 2);
 }
 
 static JsonObject *
@@ -187,8 +127,8 @@ test_held_out_pages (void)
         g_assert_cmpint (g_array_index (got.ids, int32_t, t), ==,
                          json_array_get_int_element (want, t));
 
-      g_autofree char *text = text_of (dsocr_result_get_raw_text (r));
-      const gsize d = levenshtein (text, want_text);
+      g_autofree char *text = reading_text_of (dsocr_result_get_raw_text (r));
+      const gsize d = reading_levenshtein (text, want_text);
       g_assert_cmpuint (d, ==, (gsize) json_object_get_int_member (run, "edits"));
       edits[k] += d;
       dsocr_result_free (r);

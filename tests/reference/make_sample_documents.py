@@ -124,8 +124,10 @@ def page_two():
 # The pages of reader.pdf: what the bundled model (models/dsocr-reader) was trained to read
 # (training/synthpages.py), a title and short lines of everyday words, numbers, amounts, dates
 # and codes in a DejaVu face, as large as the training pages once tiny mode squashes the page
-# to 512 x 512 (32 pt at dsocrpdfdec's 144 dpi is 64 pixels, 41 of the model's).
+# to 512 x 512 (32 pt at dsocrpdfdec's 144 dpi is 64 pixels, 41 of the model's), one line on
+# each row of the model's 64-pixel cells as on those pages (a row is an eighth of the page).
 READER_SIZE = (440, 400)  # points: 880 x 800 pixels at the 144 dpi of dsocrpdfdec
+READER_ROW = READER_SIZE[1] / 8
 READER_FONTS = (b"DejaVuSans", b"DejaVuSans-Bold")
 READER_PAGES = [
     ("Delivery Notice", ["Order 4821 ready", "Total $129.50 paid", "Due 14 Mar 2025"]),
@@ -133,11 +135,17 @@ READER_PAGES = [
 ]
 
 
+def reader_baseline(row, size):
+    """The baseline (points down from the top) that centres a line's glyphs, from the top of a
+    capital (0.729 em in DejaVu Sans) to the foot of a descender (0.236 em), on cell row @row."""
+    return (row + 0.5) * READER_ROW + (0.729 - 0.236) / 2 * size
+
+
 def reader_page(title, lines):
     p = Page(READER_SIZE)
-    p.text(30, 70, 36, title, bold=True)
+    p.text(30, reader_baseline(1, 36), 36, title, bold=True)
     for i, line in enumerate(lines):
-        p.text(30, 140 + 46 * i, 32, line)
+        p.text(30, reader_baseline(2 + i, 32), 32, line)
     return p
 
 
