@@ -634,6 +634,20 @@ test_cli (void)
   g_assert_cmpstr (s.out, ==, "");
   spawned_clear (&s);
 
+  /* no --model and no $DSOCR_MODEL: the bundled model where the tree has it (read in tiny
+   * mode, as it was trained), else an error naming where it was looked for */
+  g_autofree char *bundled = g_build_filename (dsocr_ocr_default_model_dir (), "config.json",
+                                               NULL);
+  spawn_tool (&s, (const char *const[]) { "--max-new-tokens", "4", png, NULL });
+  if (g_file_test (bundled, G_FILE_TEST_EXISTS)) {
+    g_assert_cmpint (s.status, ==, 0);
+    g_assert_cmpuint (strlen (s.out), >, 1);
+  } else {
+    g_assert_cmpint (s.status, ==, 1);
+    g_assert_nonnull (strstr (s.err, dsocr_ocr_default_model_dir ()));
+  }
+  spawned_clear (&s);
+
   /* a directory that is not DeepSeek-OCR */
   g_autofree char *v2 = dsocr_test_fixture ("tiny-v2-mla-yarn");
   spawn_tool (&s, (const char *const[]) { "--model", v2, png, NULL });
@@ -651,7 +665,6 @@ test_cli (void)
 
   /* bad usage */
   const char *const *usage[] = {
-    (const char *const[]) { png, NULL },
     (const char *const[]) { "--model", dir, NULL },
     (const char *const[]) { "--model", dir, "--mode", "huge", png, NULL },
     (const char *const[]) { "--model", dir, "--ngram", "maybe", png, NULL },
