@@ -199,9 +199,7 @@ def make_page(seed, max_lines=MAX_LINES):
 
     n_lines = rng.randint(min(2, max_lines), max_lines)
     lines, boxes, line_cells = [], [], []
-    for _ in range(n_lines):
-        if row > 7:
-            break
+    for _ in range(n_lines):              # rows 0..6 at most: start <= 2, title gap <= 2, 3 lines
         y = _row_top(d, body, row, sy)
         s = _line(rng, MAX_CHARS)
         while d.textlength(s, font=body) > usable and " " in s:
