@@ -1,20 +1,20 @@
-/* bench-matmul.c: GFLOP/s of dsk_matmul_f32_cpu at the decoder's shapes.
+/* bench-matmul.c: GFLOP/s of the CPU backend's linear op at the decoder's and the vision
+ * tower's shapes, by path: what linear.h's DSK_MM_BLAS_MIN_ROWS is chosen from.
  *
- *   bench-matmul [--quick] [--generic] [--path direct|blas]
+ *   bench-matmul [--quick] [--generic] [--threads T] [--path auto|kernels|blas]
  *
  * Decode (n = 1: lm_head [129280, 1280], one expert [896, 1280]), a MoE expert over a few
- * routed tokens, and prefill (n = 512). Weights are BF16 as in the checkpoint unless the
- * shape says otherwise. Prints numbers only; memory bandwidth is reported for the n = 1 rows
- * since decode is bound by reading W. */
+ * routed tokens, prefill (n = 256 to 1024), and the vision tower's products (SAM over a 1024
+ * view's 4096 tokens, CLIP's 257, a Gundam page's six 640 tiles batched). Weights are BF16 as
+ * in the checkpoint unless the shape says otherwise. Prints numbers only; memory bandwidth is
+ * reported since decode is bound by reading W. */
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
-#include "dsk.h"
+#include "backend.h"
 #include "dsk-cpu.h"
+#include "linear.h"
 
 typedef struct {
   const char *name;
@@ -29,12 +29,22 @@ static const shape shapes[] = {
   { "q_proj decode",        1, 1280,   1280, DSK_BF16 },
   { "expert 8 tokens",      8, 1280,    896, DSK_BF16 },
   { "expert 48 tokens",    48, 1280,    896, DSK_BF16 },
+  { "q_proj prefill 256", 256, 1280,   1280, DSK_BF16 },
   { "q_proj prefill",     512, 1280,   1280, DSK_BF16 },
   { "dense up prefill",   512, 1280,   6848, DSK_BF16 },
   { "dense down prefill", 512, 6848,   1280, DSK_BF16 },
   { "expert prefill",     512, 1280,    896, DSK_BF16 },
+  { "q_proj prefill 1024", 1024, 1280,  1280, DSK_BF16 },
   { "q_proj prefill f32", 512, 1280,   1280, DSK_F32 },
   { "q_proj decode f16",    1, 1280,   1280, DSK_F16 },
+  { "clip qkv 257",       257, 1024,   3072, DSK_BF16 },
+  { "clip fc1 257",       257, 1024,   4096, DSK_BF16 },
+  { "clip qkv 6x101",     606, 1024,   3072, DSK_BF16 },
+  { "projector 273",      273, 2048,   1280, DSK_BF16 },
+  { "sam qkv 4096",      4096,  768,   2304, DSK_BF16 },
+  { "sam lin1 4096",     4096,  768,   3072, DSK_BF16 },
+  { "sam lin2 4096",     4096, 3072,    768, DSK_BF16 },
+  { "sam qkv 6x1600",    9600,  768,   2304, DSK_BF16 },
 };
 
 int
@@ -42,10 +52,13 @@ main (int argc, char **argv)
 {
   gboolean quick = FALSE, generic = FALSE;
   const char *path = NULL;
+  int threads = 2;
   GOptionEntry entries[] = {
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "fewer repetitions", NULL },
     { "generic", 0, 0, G_OPTION_ARG_NONE, &generic, "plain C kernels only (no AVX2)", NULL },
-    { "path", 0, 0, G_OPTION_ARG_STRING, &path, "force the n > 8 path: direct or blas", "PATH" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads of the backend (2)", "T" },
+    { "path", 0, 0, G_OPTION_ARG_STRING, &path,
+      "force the n > 8 path: auto, kernels or blas", "PATH" },
     { NULL }
   };
   GOptionContext *ctx = g_option_context_new ("- matmul throughput");
@@ -58,14 +71,16 @@ main (int argc, char **argv)
   g_option_context_free (ctx);
   dsk_cpu_force_generic (generic);
   if (path)
-    dsk_matmul_force_path (g_str_equal (path, "blas") ? 2 : 1);
+    dsk_mm_force_path (g_str_equal (path, "blas") ? 2 : g_str_equal (path, "kernels") ? 1 : 0);
+  char err[256];
+  dsk_backend *be = dsk_backend_new ("cpu", threads, err, sizeof err);
+  if (!be) {
+    fprintf (stderr, "%s\n", err);
+    return 1;
+  }
 
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads ();
-#endif
-  printf ("# matmul, %d OpenMP thread(s), AVX2 %s, %s\n", threads,
-          dsk_cpu_has_avx2 () ? "on" : "off", path ? path : "automatic path");
+  printf ("# linear on %s, %s; BLAS from %d rows\n", dsk_backend_get_description (be),
+          path ? path : "automatic path", DSK_MM_BLAS_MIN_ROWS);
   printf ("%-20s %6s %6s %7s %5s %10s %9s %8s\n", "shape", "n", "in", "out", "W", "ms/call",
           "GFLOP/s", "W GB/s");
 
@@ -88,12 +103,15 @@ main (int argc, char **argv)
     }
 
     /* one warm-up call, then repeat for about 0.3 s (0.1 s with --quick), at least 3 calls */
-    double target = quick ? 0.1 : 0.3;
-    dsk_matmul_f32_cpu (y, x, w, s->wt, NULL, DSK_F32, s->n, s->in, s->out, NULL);
+    const double target = quick ? 0.1 : 0.3;
+    const dsk_tensor tx = dsk_tensor_host_2d (x, DSK_F32, s->n, s->in);
+    const dsk_tensor tw = dsk_tensor_host_2d (w, s->wt, s->out, s->in);
+    const dsk_tensor ty = dsk_tensor_host_2d (y, DSK_F32, s->n, s->out);
+    dsk_linear (be, &ty, &tx, &tw, NULL);
     int reps = 0;
     gint64 t0 = g_get_monotonic_time (), t1;
     do {
-      dsk_matmul_f32_cpu (y, x, w, s->wt, NULL, DSK_F32, s->n, s->in, s->out, NULL);
+      dsk_linear (be, &ty, &tx, &tw, NULL);
       reps++;
       t1 = g_get_monotonic_time ();
     } while (reps < 3 || (double) (t1 - t0) * 1e-6 < target);
@@ -108,6 +126,8 @@ main (int argc, char **argv)
     g_free (y);
   }
   g_rand_free (rng);
-  dsk_matmul_scratch_release_cpu ();
+  if (dsk_backend_failed (be))
+    fprintf (stderr, "%s\n", dsk_backend_error (be));
+  dsk_backend_unref (be);
   return 0;
 }

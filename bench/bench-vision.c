@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #include <dsocr/dsocr.h>
@@ -114,9 +113,10 @@ make_image (const mode_case *mc)
 
 /* N views of @size in one call against N single calls; prints the times and the speed-up. */
 static int
-bench_batch (dsocr_vision *vis, const mode_case *mc, int n_views, int reps, int threads,
+bench_batch (dsocr_vision_session *vs, const mode_case *mc, int n_views, int reps, int threads,
              gboolean json)
 {
+  const dsocr_vision *vis = dsocr_vision_session_get_vision (vs);
   const gsize per = 3 * (gsize) mc->size * mc->size;
   const int g = dsocr_vision_grid_side (vis, mc->size);
   const gsize rows = (gsize) g * g * (gsize) dsocr_vision_get_n_embed (vis);
@@ -129,12 +129,12 @@ bench_batch (dsocr_vision *vis, const mode_case *mc, int n_views, int reps, int 
   for (int r = 0; r < reps && !error; r++) {
     gint64 t0 = g_get_monotonic_time ();
     for (int k = 0; k < n_views && !error; k++)
-      dsocr_vision_encode_view (vis, px + (gsize) k * per, mc->size, one + (gsize) k * rows,
+      dsocr_vision_encode_view (vs, px + (gsize) k * per, mc->size, one + (gsize) k * rows,
                                 &error);
     t_one[r] = (g_get_monotonic_time () - t0) / 1e6;
     t0 = g_get_monotonic_time ();
     if (!error)
-      dsocr_vision_encode_views (vis, px, n_views, mc->size, all, &error);
+      dsocr_vision_encode_views (vs, px, n_views, mc->size, all, &error);
     t_all[r] = (g_get_monotonic_time () - t0) / 1e6;
   }
   int status = 0;
@@ -194,7 +194,7 @@ main (int argc, char **argv)
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model directory", "DIR" },
     { "mode", 0, 0, G_OPTION_ARG_STRING, &mode, "tiny, small, base, large, gundam or all (all)",
       "M" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "OpenMP threads (2)", "T" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads of the CPU backend (2)", "T" },
     { "reps", 'r', 0, G_OPTION_ARG_INT, &reps, "Repetitions; medians are reported (3)", "R" },
     { "check", 0, 0, G_OPTION_ARG_FILENAME, &check, "Reference outputs to compare with", "F" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "One JSON line per mode", NULL },
@@ -211,15 +211,13 @@ main (int argc, char **argv)
     g_printerr ("bench-vision: %s\n", error ? error->message : "need --model DIR");
     return 2;
   }
-#ifdef _OPENMP
-  omp_set_num_threads (threads);
-#endif
-
   gint64 t0 = g_get_monotonic_time ();
   dsocr_config *cfg = dsocr_config_load (model_dir, &error);
   dsocr_checkpoint *ckpt = cfg ? dsocr_checkpoint_open (model_dir, &error) : NULL;
   dsocr_vision *vis = ckpt ? dsocr_vision_new (ckpt, cfg, &error) : NULL;
-  if (!vis) {
+  dsocr_backend *be = vis ? dsocr_backend_new ("cpu", threads, &error) : NULL;
+  dsocr_vision_session *vs = be ? dsocr_vision_session_new (vis, be, &error) : NULL;
+  if (!vs) {
     g_printerr ("bench-vision: %s\n", error->message);
     return 1;
   }
@@ -238,7 +236,7 @@ main (int argc, char **argv)
       continue;
     if (batch > 1) {
       if (mc->cols == 0)   /* gundam's views are base's and small's */
-        status |= bench_batch (vis, mc, batch, reps, threads, json);
+        status |= bench_batch (vs, mc, batch, reps, threads, json);
       continue;
     }
     dsocr_preprocessed *pp = make_image (mc);
@@ -247,7 +245,7 @@ main (int argc, char **argv)
     for (int r = 0; r < reps && !error; r++) {
       g_clear_pointer (&emb, dsocr_tensor_free);
       t0 = g_get_monotonic_time ();
-      emb = dsocr_vision_encode (vis, pp, &error);
+      emb = dsocr_vision_encode (vs, pp, &error);
       times[r] = (g_get_monotonic_time () - t0) / 1e6;
     }
     if (error) {
@@ -292,6 +290,8 @@ main (int argc, char **argv)
 
   if (ref)
     dsocr_safetensors_unref (ref);
+  dsocr_vision_session_free (vs);
+  dsocr_backend_unref (be);
   dsocr_vision_unref (vis);
   dsocr_checkpoint_unref (ckpt);
   dsocr_config_free (cfg);

@@ -15,6 +15,11 @@
  * are dropped when pass-labels is set. A page whose text equals the previous page's reuses
  * its scores.
  *
+ * Classification runs on the streaming thread, in one decoder session kept from READY to
+ * PAUSED until back to READY, and computes on the element's own thread pool
+ * (#GstDsocrModelElement:n-threads). #GstDsocrModelElement:model-location has no default:
+ * it must name the classifier's directory.
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 filesrc location=doc.pdf ! dsocrpdfdec ! dsocrpreprocess ! \
@@ -44,42 +49,32 @@
 GST_DEBUG_CATEGORY_STATIC (gst_ds_classify_debug);
 #define GST_CAT_DEFAULT gst_ds_classify_debug
 
-#define DEFAULT_MODEL_LOCATION NULL
-#define DEFAULT_DEVICE GST_DSOCR_DEVICE_CPU
 #define DEFAULT_PASS_LABELS NULL
 #define DEFAULT_POOLING GST_DS_CLASSIFY_POOLING_LAST_NON_PAD
 #define DEFAULT_MAX_LENGTH 0
-#define DEFAULT_N_THREADS 0
 #define DEFAULT_POST_MESSAGES TRUE
 
 enum
 {
   PROP_0,
-  PROP_MODEL_LOCATION,
-  PROP_DEVICE,
   PROP_PASS_LABELS,
   PROP_POOLING,
   PROP_MAX_LENGTH,
-  PROP_N_THREADS,
   PROP_POST_MESSAGES,
 };
 
 struct _GstDsClassify
 {
-  GstBaseTransform parent;
+  GstDsocrModelElement parent;
 
   /* properties, under the object lock */
-  gchar *model_location;
-  GstDsocrDevice device;
   gchar **pass_labels;          /* NULL: pass everything */
   GstDsClassifyPooling pooling;
   guint max_length;
-  gint n_threads;
   gboolean post_messages;
 
   /* < private > between start and stop, streaming thread */
-  GstDsocrModel *model;
-  dsocr_session *session;
+  dsocr_session *session;       /* on the element's backend */
   gboolean is_text;             /* text/x-raw input */
   gchar *last_text;             /* the text last classified */
   GstStructure *last_class;     /* and its scores */
@@ -98,7 +93,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_STATIC_CAPS (ALLOWED_CAPS));
 
 #define gst_ds_classify_parent_class parent_class
-G_DEFINE_TYPE (GstDsClassify, gst_ds_classify, GST_TYPE_BASE_TRANSFORM);
+G_DEFINE_TYPE (GstDsClassify, gst_ds_classify, GST_TYPE_DSOCR_MODEL_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (dsclassify, "dsclassify", GST_RANK_NONE,
     GST_TYPE_DS_CLASSIFY);
 
@@ -107,11 +102,11 @@ static void gst_ds_classify_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec);
 static void gst_ds_classify_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec);
-static gboolean gst_ds_classify_start (GstBaseTransform * trans);
-static gboolean gst_ds_classify_stop (GstBaseTransform * trans);
-static gboolean gst_ds_classify_set_caps (GstBaseTransform * trans,
-    GstCaps * incaps, GstCaps * outcaps);
-static GstFlowReturn gst_ds_classify_transform_ip (GstBaseTransform * trans,
+static gboolean gst_ds_classify_start (GstDsocrModelElement * base);
+static void gst_ds_classify_stop (GstDsocrModelElement * base);
+static gboolean gst_ds_classify_set_caps (GstDsocrModelElement * base,
+    GstCaps * caps);
+static GstFlowReturn gst_ds_classify_process (GstDsocrModelElement * base,
     GstBuffer * buf);
 
 GType
@@ -139,7 +134,7 @@ gst_ds_classify_class_init (GstDsClassifyClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  GstDsocrModelElementClass *model_class = GST_DSOCR_MODEL_ELEMENT_CLASS (klass);
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
 
   GST_DEBUG_CATEGORY_INIT (gst_ds_classify_debug, "dsclassify", 0,
@@ -149,35 +144,58 @@ gst_ds_classify_class_init (GstDsClassifyClass * klass)
   gobject_class->set_property = gst_ds_classify_set_property;
   gobject_class->get_property = gst_ds_classify_get_property;
 
-  g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
-      g_param_spec_string ("model-location", "Model location",
-          "Directory of the DeepseekV2ForSequenceClassification model (config.json, "
-          "safetensors, tokenizer.json)", DEFAULT_MODEL_LOCATION,
-          rw | GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (gobject_class, PROP_DEVICE,
-      g_param_spec_enum ("device", "Device", "Where the model runs",
-          GST_TYPE_DSOCR_DEVICE, DEFAULT_DEVICE, rw | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstDsClassify:pass-labels:
+   *
+   * Comma-separated labels (spaces around them and empty items are ignored). When set,
+   * only the pages whose best label is one of them go on; the others, and frames that
+   * dsocrdecode left without a result, are dropped. Unset or empty: every page goes on.
+   * May change while playing; applies from the next page.
+   */
   g_object_class_install_property (gobject_class, PROP_PASS_LABELS,
       g_param_spec_string ("pass-labels", "Pass labels",
           "Comma-separated labels: pass on only the pages whose best label is one of "
-          "them (unset: pass every page)", DEFAULT_PASS_LABELS,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+          "them, drop the others (unset: pass every page). May change while playing",
+          DEFAULT_PASS_LABELS, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsClassify:pooling:
+   *
+   * The token whose hidden state the score head reads: last-non-pad, the last token that
+   * is not the padding token (current transformers), or before-first-pad, the token
+   * before the first padding token (the hub's modeling_deepseekv2.py). They differ only
+   * when the text holds the padding token. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_POOLING,
       g_param_spec_enum ("pooling", "Pooling",
-          "Which token the score head reads", GST_TYPE_DS_CLASSIFY_POOLING,
+          "Which token the score head reads: last-non-pad (transformers) or "
+          "before-first-pad (the hub's modeling_deepseekv2.py). May change while "
+          "playing", GST_TYPE_DS_CLASSIFY_POOLING,
           DEFAULT_POOLING, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsClassify:max-length:
+   *
+   * Tokens of a page read at most, counted from its start (the tokenizer's
+   * truncation=True); 0 or more than the model's max_position_embeddings reads up to
+   * max_position_embeddings. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_MAX_LENGTH,
       g_param_spec_uint ("max-length", "Maximum length",
-          "Tokens of a page read at most, from its start (0 = the model's context)",
+          "Tokens of a page read at most, from its start (0 = the model's context, "
+          "max_position_embeddings). May change while playing",
           0, G_MAXINT, DEFAULT_MAX_LENGTH, rw | GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (gobject_class, PROP_N_THREADS,
-      g_param_spec_int ("n-threads", "Threads",
-          "Threads for the model's matrix products (0 = all processors)", 0, 1024,
-          DEFAULT_N_THREADS, rw | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstDsClassify:post-messages:
+   *
+   * Whether to post a "dsocr-class" element message for every classified page (its class
+   * fields, timestamp and whether it passed). May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
-          "Post a dsocr-class element message for every classified page",
-          DEFAULT_POST_MESSAGES, rw | GST_PARAM_MUTABLE_PLAYING));
+          "Post a dsocr-class element message for every classified page. May change "
+          "while playing", DEFAULT_POST_MESSAGES, rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -186,33 +204,28 @@ gst_ds_classify_class_init (GstDsClassifyClass * klass)
       "Labels the text of recognised pages with a DeepseekV2ForSequenceClassification "
       "model and can pass on only some labels", "gst-dsocr");
 
-  trans_class->start = GST_DEBUG_FUNCPTR (gst_ds_classify_start);
-  trans_class->stop = GST_DEBUG_FUNCPTR (gst_ds_classify_stop);
-  trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_ds_classify_set_caps);
-  trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_ds_classify_transform_ip);
+  model_class->parts = GST_DSOCR_MODEL_PART_DECODER | GST_DSOCR_MODEL_PART_TOKENIZER;
+  model_class->start = GST_DEBUG_FUNCPTR (gst_ds_classify_start);
+  model_class->stop = GST_DEBUG_FUNCPTR (gst_ds_classify_stop);
+  model_class->set_caps = GST_DEBUG_FUNCPTR (gst_ds_classify_set_caps);
+  model_class->process = GST_DEBUG_FUNCPTR (gst_ds_classify_process);
 
   gst_type_mark_as_plugin_api (GST_TYPE_DS_CLASSIFY_POOLING, 0);
-  gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_DEVICE, 0);
   gst_dsocr_meta_register ();
 }
 
 static void
 gst_ds_classify_init (GstDsClassify * self)
 {
-  self->model_location = g_strdup (DEFAULT_MODEL_LOCATION);
-  self->device = DEFAULT_DEVICE;
   self->pooling = DEFAULT_POOLING;
   self->max_length = DEFAULT_MAX_LENGTH;
-  self->n_threads = DEFAULT_N_THREADS;
   self->post_messages = DEFAULT_POST_MESSAGES;
-  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
 }
 
 static void
 gst_ds_classify_clear (GstDsClassify * self)
 {
   g_clear_pointer (&self->session, dsocr_session_free);
-  g_clear_pointer (&self->model, gst_dsocr_model_unref);
   g_clear_pointer (&self->last_text, g_free);
   g_clear_pointer (&self->last_class, gst_structure_free);
 }
@@ -223,7 +236,6 @@ gst_ds_classify_finalize (GObject * object)
   GstDsClassify *self = GST_DS_CLASSIFY (object);
 
   gst_ds_classify_clear (self);
-  g_free (self->model_location);
   g_strfreev (self->pass_labels);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -261,13 +273,6 @@ gst_ds_classify_set_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_LOCATION:
-      g_free (self->model_location);
-      self->model_location = g_value_dup_string (value);
-      break;
-    case PROP_DEVICE:
-      self->device = g_value_get_enum (value);
-      break;
     case PROP_PASS_LABELS:
       g_strfreev (self->pass_labels);
       self->pass_labels = parse_labels (g_value_get_string (value));
@@ -277,9 +282,6 @@ gst_ds_classify_set_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_LENGTH:
       self->max_length = g_value_get_uint (value);
-      break;
-    case PROP_N_THREADS:
-      self->n_threads = g_value_get_int (value);
       break;
     case PROP_POST_MESSAGES:
       self->post_messages = g_value_get_boolean (value);
@@ -299,12 +301,6 @@ gst_ds_classify_get_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_LOCATION:
-      g_value_set_string (value, self->model_location);
-      break;
-    case PROP_DEVICE:
-      g_value_set_enum (value, self->device);
-      break;
     case PROP_PASS_LABELS:
       g_value_take_string (value, self->pass_labels ?
           g_strjoinv (",", self->pass_labels) : NULL);
@@ -314,9 +310,6 @@ gst_ds_classify_get_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_LENGTH:
       g_value_set_uint (value, self->max_length);
-      break;
-    case PROP_N_THREADS:
-      g_value_set_int (value, self->n_threads);
       break;
     case PROP_POST_MESSAGES:
       g_value_set_boolean (value, self->post_messages);
@@ -329,78 +322,47 @@ gst_ds_classify_get_property (GObject * object, guint prop_id,
 }
 
 static gboolean
-gst_ds_classify_start (GstBaseTransform * trans)
+gst_ds_classify_start (GstDsocrModelElement * base)
 {
-  GstDsClassify *self = GST_DS_CLASSIFY (trans);
-  const GstDsocrModelParts parts =
-      GST_DSOCR_MODEL_PART_DECODER | GST_DSOCR_MODEL_PART_TOKENIZER;
+  GstDsClassify *self = GST_DS_CLASSIFY (base);
+  dsocr_model *model =
+      gst_dsocr_model_get_decoder (gst_dsocr_model_element_get_model (base));
+  const gchar *location = gst_dsocr_model_element_get_location (base);
   dsocr_session_params params;
-  GstDsocrDevice device;
-  gchar *location;
   GError *err = NULL;
-  gboolean shared = FALSE;
-  GstClockTime t0;
 
-  dsocr_session_params_init (&params);
-  GST_OBJECT_LOCK (self);
-  location = g_strdup (self->model_location);
-  device = self->device;
-  params.n_threads = self->n_threads;
-  GST_OBJECT_UNLOCK (self);
-
-  if (!gst_dsocr_model_check_device (GST_ELEMENT (self), device))
-    goto failed;
-  if (!location || !*location) {
-    gst_dsocr_model_post_error (GST_ELEMENT (self), location, NULL);
-    goto failed;
-  }
-  t0 = gst_util_get_timestamp ();
-  self->model = gst_dsocr_model_cache_acquire (location, parts, &shared, &err);
-  if (!self->model) {
-    gst_dsocr_model_post_error (GST_ELEMENT (self), location, err);
-    goto failed;
-  }
-  if (!dsocr_model_has_score_head (gst_dsocr_model_get_decoder (self->model))) {
+  if (!dsocr_model_has_score_head (model)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("The model in %s is not a sequence classifier (it has no score head): set "
             "model-location to a DeepseekV2ForSequenceClassification model.",
             location), (NULL));
-    goto failed;
+    return FALSE;
   }
-  self->session = dsocr_session_new (gst_dsocr_model_get_decoder (self->model),
-      &params, &err);
+  dsocr_session_params_init (&params);
+  params.backend = gst_dsocr_model_element_get_backend (base);
+  self->session = dsocr_session_new (model, &params, &err);
   if (!self->session) {
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
         ("Could not set up the classifier in %s.", location), ("%s",
             err->message));
-    goto failed;
+    g_clear_error (&err);
+    return FALSE;
   }
-  gst_dsocr_model_post_loaded (GST_ELEMENT (self), self->model, parts, shared,
-      gst_util_get_timestamp () - t0);
-  g_free (location);
-  return TRUE;
-
-failed:
-  g_clear_error (&err);
-  gst_ds_classify_clear (self);
-  g_free (location);
-  return FALSE;
-}
-
-static gboolean
-gst_ds_classify_stop (GstBaseTransform * trans)
-{
-  gst_ds_classify_clear (GST_DS_CLASSIFY (trans));
   return TRUE;
 }
 
-static gboolean
-gst_ds_classify_set_caps (GstBaseTransform * trans, GstCaps * incaps,
-    GstCaps * outcaps)
+static void
+gst_ds_classify_stop (GstDsocrModelElement * base)
 {
-  GstDsClassify *self = GST_DS_CLASSIFY (trans);
+  gst_ds_classify_clear (GST_DS_CLASSIFY (base));
+}
 
-  self->is_text = gst_structure_has_name (gst_caps_get_structure (incaps, 0),
+static gboolean
+gst_ds_classify_set_caps (GstDsocrModelElement * base, GstCaps * caps)
+{
+  GstDsClassify *self = GST_DS_CLASSIFY (base);
+
+  self->is_text = gst_structure_has_name (gst_caps_get_structure (caps, 0),
       "text/x-raw");
   return TRUE;
 }
@@ -411,7 +373,9 @@ static gboolean
 gst_ds_classify_run (GstDsClassify * self, const gchar * text,
     GstStructure ** out, GError ** error)
 {
-  dsocr_model *model = gst_dsocr_model_get_decoder (self->model);
+  GstDsocrModel *m =
+      gst_dsocr_model_element_get_model (GST_DSOCR_MODEL_ELEMENT (self));
+  dsocr_model *model = gst_dsocr_model_get_decoder (m);
   const dsocr_config *cfg = dsocr_model_get_config (model);
   gint n_labels = dsocr_model_get_n_labels (model);
   GArray *ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
@@ -432,7 +396,7 @@ gst_ds_classify_run (GstDsClassify * self, const gchar * text,
   if (max_length == 0 || max_length > (guint) cfg->text.max_position_embeddings)
     max_length = cfg->text.max_position_embeddings;
 
-  if (!dsocr_tokenizer_encode (gst_dsocr_model_get_tokenizer (self->model),
+  if (!dsocr_tokenizer_encode (gst_dsocr_model_get_tokenizer (m),
           text, -1, DSOCR_TOKENIZE_ADD_SPECIAL, ids, error))
     goto done;
   if (ids->len == 0) {
@@ -536,10 +500,12 @@ label_passes (gchar ** pass, const GstStructure * cls)
   return label && g_strv_contains ((const gchar * const *) pass, label);
 }
 
+/* Classifies @buf's page (transfer full), attaches the scores, then passes the page on or
+ * drops it. */
 static GstFlowReturn
-gst_ds_classify_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+gst_ds_classify_process (GstDsocrModelElement * base, GstBuffer * buf)
 {
-  GstDsClassify *self = GST_DS_CLASSIFY (trans);
+  GstDsClassify *self = GST_DS_CLASSIFY (base);
   GstStructure *cls = NULL;
   gboolean no_decoder, post, pass;
   GError *err = NULL;
@@ -566,6 +532,7 @@ gst_ds_classify_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   GST_OBJECT_UNLOCK (self);
 
   if (cls) {
+    buf = gst_buffer_make_writable (buf);
     gst_buffer_add_dsocr_class_meta (buf, cls);
     if (post) {
       GstStructure *s = gst_structure_copy (cls);
@@ -577,11 +544,16 @@ gst_ds_classify_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     }
     gst_structure_free (cls);
   }
-  return pass ? GST_FLOW_OK : GST_BASE_TRANSFORM_FLOW_DROPPED;
+  if (!pass) {
+    gst_buffer_unref (buf);
+    return GST_FLOW_OK;
+  }
+  return gst_dsocr_model_element_push (base, buf);
 
   /* ERRORS */
 no_result:
   {
+    gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("A frame arrived without page text: put dsocrdecode before dsclassify, or "
             "give it text/x-raw buffers."), (NULL));
@@ -590,6 +562,7 @@ no_result:
 failed:
   {
     g_free (text);
+    gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("Could not classify a page: %s", err->message), (NULL));
     g_clear_error (&err);

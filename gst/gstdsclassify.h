@@ -3,13 +3,14 @@
 #define __GST_DS_CLASSIFY_H__
 
 #include <gst/gst.h>
-#include <gst/base/gstbasetransform.h>
+
+#include "gstdsocrmodelelement.h"
 
 G_BEGIN_DECLS
 
 #define GST_TYPE_DS_CLASSIFY (gst_ds_classify_get_type ())
 G_DECLARE_FINAL_TYPE (GstDsClassify, gst_ds_classify, GST, DS_CLASSIFY,
-    GstBaseTransform);
+    GstDsocrModelElement);
 
 /**
  * GstDsClassifyPooling:

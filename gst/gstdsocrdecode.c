@@ -17,6 +17,12 @@
  * to the frames that follow them (the model is not reloaded), a flush cancels the generation
  * in progress and empties the queue. The latency query adds the generation time.
  *
+ * The model (#GstDsocrModelElement:model-location) is loaded at READY to PAUSED and shared
+ * with the other elements naming its directory (dsocrencode maps the same checkpoint),
+ * through a "dsocr.model" #GstContext or the process-wide cache. Generation computes on the
+ * element's own thread pool (#GstDsocrModelElement:n-threads), made at READY to PAUSED
+ * and kept for every frame: each frame gets a fresh decoder session (its KV cache) on it.
+ *
  * For live sources, #GstDsocrDecode:interval recognises only every (interval + 1)-th frame,
  * #GstDsocrDecode:skip-unchanged reuses the last result while the page does not change, and
  * #GstDsocrDecode:leaky drops frames that would wait too long.
@@ -45,21 +51,16 @@
 
 #include "gstdsocrelements.h"
 #include "gstdsocrmeta.h"
-#include "gstdsocrmodelcache.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_dsocr_decode_debug);
 #define GST_CAT_DEFAULT gst_dsocr_decode_debug
 
 #define DEFAULT_PROMPT DSOCR_OCR_DEFAULT_PROMPT
-/* $DSOCR_MODEL, else the bundled dsocr-reader (see dsocr_ocr_default_model_dir()) */
-#define DEFAULT_MODEL_LOCATION (dsocr_ocr_default_model_dir ())
-#define DEFAULT_DEVICE GST_DSOCR_DEVICE_CPU
 /* the transformers reference (infer()): 8192 new tokens, no_repeat_ngram_size 20 over the
  * whole sequence */
 #define DEFAULT_MAX_NEW_TOKENS DSOCR_OCR_MAX_NEW_TOKENS
 #define DEFAULT_NGRAM_SIZE DSOCR_OCR_NGRAM_HF
 #define DEFAULT_NGRAM_WINDOW 0
-#define DEFAULT_N_THREADS 0
 #define DEFAULT_MAX_PENDING 2
 #define DEFAULT_LEAKY GST_DSOCR_DECODE_LEAKY_NONE
 #define DEFAULT_INTERVAL 0
@@ -71,13 +72,10 @@ GST_DEBUG_CATEGORY_STATIC (gst_dsocr_decode_debug);
 enum
 {
   PROP_0,
-  PROP_MODEL_LOCATION,
-  PROP_DEVICE,
   PROP_PROMPT,
   PROP_MAX_NEW_TOKENS,
   PROP_NGRAM_SIZE,
   PROP_NGRAM_WINDOW,
-  PROP_N_THREADS,
   PROP_MAX_PENDING,
   PROP_LEAKY,
   PROP_INTERVAL,
@@ -108,19 +106,13 @@ typedef struct
 
 struct _GstDsocrDecode
 {
-  GstElement parent;
-
-  GstPad *sinkpad;
-  GstPad *srcpad;
+  GstDsocrModelElement parent;
 
   /* properties, under the object lock */
-  gchar *model_location;
-  GstDsocrDevice device;
   gchar *prompt;
   guint max_new_tokens;
   guint ngram_size;
   guint ngram_window;
-  gint n_threads;
   guint max_pending;
   GstDsocrDecodeLeaky leaky;
   guint interval;
@@ -130,9 +122,6 @@ struct _GstDsocrDecode
   gboolean post_messages;
   GstClockTime longest;         /* longest generation so far (object lock) */
   GstClockTime latency_posted;  /* what the last latency message was for */
-
-  /* < private > from READY to PAUSED until back to READY */
-  GstDsocrModel *model;
 
   /* the queue, under qlock */
   GMutex qlock;
@@ -166,7 +155,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_STATIC_CAPS ("video/x-raw(ANY)"));
 
 #define gst_dsocr_decode_parent_class parent_class
-G_DEFINE_TYPE (GstDsocrDecode, gst_dsocr_decode, GST_TYPE_ELEMENT);
+G_DEFINE_TYPE (GstDsocrDecode, gst_dsocr_decode, GST_TYPE_DSOCR_MODEL_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (dsocrdecode, "dsocrdecode", GST_RANK_NONE,
     GST_TYPE_DSOCR_DECODE);
 
@@ -177,14 +166,15 @@ static void gst_dsocr_decode_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec);
 static GstStateChangeReturn gst_dsocr_decode_change_state (GstElement *
     element, GstStateChange transition);
-static GstFlowReturn gst_dsocr_decode_chain (GstPad * pad, GstObject * parent,
+static gboolean gst_dsocr_decode_start (GstDsocrModelElement * base);
+static GstFlowReturn gst_dsocr_decode_process (GstDsocrModelElement * base,
     GstBuffer * buffer);
-static gboolean gst_dsocr_decode_sink_event (GstPad * pad, GstObject * parent,
+static gboolean gst_dsocr_decode_sink_event (GstDsocrModelElement * base,
     GstEvent * event);
-static gboolean gst_dsocr_decode_sink_query (GstPad * pad, GstObject * parent,
+static gboolean gst_dsocr_decode_sink_query (GstDsocrModelElement * base,
     GstQuery * query);
-static gboolean gst_dsocr_decode_src_query (GstPad * pad, GstObject * parent,
-    GstQuery * query);
+static void gst_dsocr_decode_get_latency (GstDsocrModelElement * base,
+    GstClockTime * min, GstClockTime * max);
 static void gst_dsocr_decode_loop (GstDsocrDecode * self);
 
 GType
@@ -211,6 +201,7 @@ gst_dsocr_decode_class_init (GstDsocrDecodeClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstDsocrModelElementClass *model_class = GST_DSOCR_MODEL_ELEMENT_CLASS (klass);
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
 
   GST_DEBUG_CATEGORY_INIT (gst_dsocr_decode_debug, "dsocrdecode", 0,
@@ -220,67 +211,152 @@ gst_dsocr_decode_class_init (GstDsocrDecodeClass * klass)
   gobject_class->set_property = gst_dsocr_decode_set_property;
   gobject_class->get_property = gst_dsocr_decode_get_property;
 
-  g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
-      g_param_spec_string ("model-location", "Model location",
-          "Directory of the DeepSeek-OCR model (config.json, safetensors, "
-          "tokenizer.json); empty: the default model ($DSOCR_MODEL, else the bundled "
-          "dsocr-reader, made for mode=tiny)", DEFAULT_MODEL_LOCATION,
-          rw | GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (gobject_class, PROP_DEVICE,
-      g_param_spec_enum ("device", "Device", "Where the model runs",
-          GST_TYPE_DSOCR_DEVICE, DEFAULT_DEVICE, rw | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstDsocrDecode:prompt:
+   *
+   * The request, with exactly one "<image>" where the page's embeddings go; the text is
+   * stripped and encoded as the reference's infer() does. Checked against the model at
+   * READY to PAUSED; may change while playing (from the next frame; a prompt without
+   * exactly one "<image>" then fails that frame).
+   */
   g_object_class_install_property (gobject_class, PROP_PROMPT,
       g_param_spec_string ("prompt", "Prompt",
-          "The request; <image> marks where the page goes", DEFAULT_PROMPT,
+          "The request, with exactly one <image> where the page goes. Checked at READY "
+          "to PAUSED; may change while playing (from the next frame)", DEFAULT_PROMPT,
           rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:max-new-tokens:
+   *
+   * Most tokens generated for one frame, 1 to G_MAXINT (8192: the reference's
+   * max_new_tokens); a page cut there gets the hit-token-limit flag. As in the reference,
+   * the model's max_position_embeddings is not enforced. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_MAX_NEW_TOKENS,
       g_param_spec_uint ("max-new-tokens", "Maximum new tokens",
-          "Most tokens generated for one frame",
+          "Most tokens generated for one frame; a page cut there is flagged "
+          "hit-token-limit. May change while playing (from the next frame)",
           1, G_MAXINT, DEFAULT_MAX_NEW_TOKENS, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:no-repeat-ngram-size:
+   *
+   * The n-gram guard: a token that would repeat an n-gram of this many tokens is banned
+   * (0 turns the guard off; at most 1024). 20 is the reference's infer(); the vLLM scripts
+   * use 30 with #GstDsocrDecode:no-repeat-ngram-window 90. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_NGRAM_SIZE,
       g_param_spec_uint ("no-repeat-ngram-size", "No-repeat n-gram size",
-          "Ban tokens that would repeat an n-gram of this size (0 = off)", 0,
+          "Ban tokens that would repeat an n-gram of this many tokens (0 = off). May "
+          "change while playing (from the next frame)", 0,
           1024, DEFAULT_NGRAM_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:no-repeat-ngram-window:
+   *
+   * Where the guard looks for n-grams: 0, in the whole prompt and output (transformers'
+   * no_repeat_ngram_size, the HF reference); N, in the last N generated tokens only, with
+   * "<td>" and "</td>" exempt (DeepSeek-OCR's vLLM guard, N = 90). In tokens. May change
+   * while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_NGRAM_WINDOW,
       g_param_spec_uint ("no-repeat-ngram-window", "No-repeat n-gram window",
           "0: n-grams of the whole prompt and output (transformers); N: of the last N "
-          "generated tokens, <td> and </td> exempt (DeepSeek-OCR's vLLM guard)", 0,
+          "generated tokens, <td> and </td> exempt (DeepSeek-OCR's vLLM guard). May "
+          "change while playing (from the next frame)", 0,
           G_MAXINT, DEFAULT_NGRAM_WINDOW, rw | GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (gobject_class, PROP_N_THREADS,
-      g_param_spec_int ("n-threads", "Threads",
-          "Threads for the decoder's matrix products (0 = all processors)", 0,
-          1024, DEFAULT_N_THREADS, rw | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstDsocrDecode:max-pending:
+   *
+   * Frames that may wait for the generation thread, 1 to 1024. When that many wait, the
+   * next frame blocks upstream or, with #GstDsocrDecode:leaky, a frame is dropped. Also
+   * bounds the maximum latency reported. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_MAX_PENDING,
       g_param_spec_uint ("max-pending", "Maximum pending frames",
-          "Frames waiting for the worker before upstream blocks or frames are dropped",
+          "Frames waiting for the generation thread before upstream blocks or frames "
+          "are dropped (leaky). May change while playing",
           1, 1024, DEFAULT_MAX_PENDING, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:leaky:
+   *
+   * What a frame that finds #GstDsocrDecode:max-pending frames waiting does: none blocks
+   * upstream until there is room, upstream drops the arriving frame, downstream drops the
+   * oldest waiting frame (live sources: the freshest pages are recognised). Dropped
+   * frames do not go downstream. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_LEAKY,
       g_param_spec_enum ("leaky", "Leaky",
-          "What a full queue does with frames (live sources: downstream)",
-          GST_TYPE_DSOCR_DECODE_LEAKY, DEFAULT_LEAKY,
+          "What a full queue does: none blocks upstream, upstream drops the arriving "
+          "frame, downstream the oldest waiting one (for live sources). May change while "
+          "playing", GST_TYPE_DSOCR_DECODE_LEAKY, DEFAULT_LEAKY,
           rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:interval:
+   *
+   * Frames passed on unrecognised (without a result) after each recognised one: 0
+   * recognises every frame, N every (N + 1)-th. Counted again from the start of each
+   * stream and after a flush. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_INTERVAL,
       g_param_spec_uint ("interval", "Interval",
-          "Frames passed on without recognition after each recognised one", 0,
+          "Frames passed on without recognition after each recognised one (0 = "
+          "recognise every frame). May change while playing", 0,
           G_MAXINT, DEFAULT_INTERVAL, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:skip-unchanged:
+   *
+   * Whether a frame whose page did not change since the last recognised one (see
+   * #GstDsocrDecode:change-threshold) gets that result again, marked reused=TRUE,
+   * instead of being recognised. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_SKIP_UNCHANGED,
       g_param_spec_boolean ("skip-unchanged", "Skip unchanged",
-          "Reuse the last result while the page does not change",
+          "Give a frame whose page did not change (change-threshold) the last result, "
+          "marked reused, instead of recognising it. May change while playing",
           DEFAULT_SKIP_UNCHANGED, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:change-threshold:
+   *
+   * With #GstDsocrDecode:skip-unchanged: the mean absolute grey-level difference, 0 to
+   * 255, between 16x16 thumbnails of the global views of a frame and of the last
+   * recognised one above which the page counts as changed. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_CHANGE_THRESHOLD,
       g_param_spec_double ("change-threshold", "Change threshold",
-          "Mean grey-level difference (0-255) of a 16x16 thumbnail above which a page "
-          "counts as changed", 0.0, 255.0, DEFAULT_CHANGE_THRESHOLD,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+          "With skip-unchanged: mean grey-level difference (0-255) of 16x16 thumbnails "
+          "above which a page counts as changed. May change while playing", 0.0, 255.0,
+          DEFAULT_CHANGE_THRESHOLD, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:latency:
+   *
+   * The processing latency to report, in nanoseconds: added to the minimum latency, and
+   * (max-pending + 1) times to the maximum. 0 reports the longest generation so far, and
+   * a latency message is posted when that grows by a quarter. May change while playing
+   * (the next latency query sees it).
+   */
   g_object_class_install_property (gobject_class, PROP_LATENCY,
       g_param_spec_uint64 ("latency", "Latency",
-          "Processing latency to report in nanoseconds (0 = the longest generation "
-          "seen so far)", 0, G_MAXUINT64, DEFAULT_LATENCY,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+          "Processing latency to report, in nanoseconds (0 = the longest generation "
+          "so far, updated as it grows). May change while playing", 0, G_MAXUINT64,
+          DEFAULT_LATENCY, rw | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstDsocrDecode:post-messages:
+   *
+   * Whether to post a "dsocr-result" element message (the result fields, timestamp,
+   * inference-time) for every recognised frame. May change while playing.
+   */
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
-          "Post a dsocr-result element message for every recognised frame",
-          DEFAULT_POST_MESSAGES, rw | GST_PARAM_MUTABLE_PLAYING));
+          "Post a dsocr-result element message for every recognised frame. May change "
+          "while playing", DEFAULT_POST_MESSAGES, rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -291,38 +367,25 @@ gst_dsocr_decode_class_init (GstDsocrDecodeClass * klass)
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_dsocr_decode_change_state);
 
+  model_class->parts = GST_DSOCR_MODEL_PART_OCR;
+  model_class->default_model = TRUE;
+  model_class->start = GST_DEBUG_FUNCPTR (gst_dsocr_decode_start);
+  model_class->process = GST_DEBUG_FUNCPTR (gst_dsocr_decode_process);
+  model_class->sink_event = GST_DEBUG_FUNCPTR (gst_dsocr_decode_sink_event);
+  model_class->sink_query = GST_DEBUG_FUNCPTR (gst_dsocr_decode_sink_query);
+  model_class->get_latency = GST_DEBUG_FUNCPTR (gst_dsocr_decode_get_latency);
+
   gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_DECODE_LEAKY, 0);
-  gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_DEVICE, 0);
   gst_dsocr_meta_register ();
 }
 
 static void
 gst_dsocr_decode_init (GstDsocrDecode * self)
 {
-  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
-  gst_pad_set_chain_function (self->sinkpad,
-      GST_DEBUG_FUNCPTR (gst_dsocr_decode_chain));
-  gst_pad_set_event_function (self->sinkpad,
-      GST_DEBUG_FUNCPTR (gst_dsocr_decode_sink_event));
-  gst_pad_set_query_function (self->sinkpad,
-      GST_DEBUG_FUNCPTR (gst_dsocr_decode_sink_query));
-  GST_PAD_SET_PROXY_CAPS (self->sinkpad);
-  GST_PAD_SET_PROXY_ALLOCATION (self->sinkpad);
-  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
-
-  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
-  gst_pad_set_query_function (self->srcpad,
-      GST_DEBUG_FUNCPTR (gst_dsocr_decode_src_query));
-  GST_PAD_SET_PROXY_CAPS (self->srcpad);
-  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
-
-  self->model_location = g_strdup (DEFAULT_MODEL_LOCATION);
-  self->device = DEFAULT_DEVICE;
   self->prompt = g_strdup (DEFAULT_PROMPT);
   self->max_new_tokens = DEFAULT_MAX_NEW_TOKENS;
   self->ngram_size = DEFAULT_NGRAM_SIZE;
   self->ngram_window = DEFAULT_NGRAM_WINDOW;
-  self->n_threads = DEFAULT_N_THREADS;
   self->max_pending = DEFAULT_MAX_PENDING;
   self->leaky = DEFAULT_LEAKY;
   self->interval = DEFAULT_INTERVAL;
@@ -367,8 +430,6 @@ gst_dsocr_decode_finalize (GObject * object)
   g_mutex_clear (&self->qlock);
   g_cond_clear (&self->qcond);
   gst_clear_buffer (&self->last_result);
-  gst_dsocr_model_unref (self->model);
-  g_free (self->model_location);
   g_free (self->prompt);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -381,13 +442,6 @@ gst_dsocr_decode_set_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_LOCATION:
-      g_free (self->model_location);
-      self->model_location = g_value_dup_string (value);
-      break;
-    case PROP_DEVICE:
-      self->device = g_value_get_enum (value);
-      break;
     case PROP_PROMPT:
       g_free (self->prompt);
       self->prompt = g_value_dup_string (value);
@@ -400,9 +454,6 @@ gst_dsocr_decode_set_property (GObject * object, guint prop_id,
       break;
     case PROP_NGRAM_WINDOW:
       self->ngram_window = g_value_get_uint (value);
-      break;
-    case PROP_N_THREADS:
-      self->n_threads = g_value_get_int (value);
       break;
     case PROP_MAX_PENDING:
       self->max_pending = g_value_get_uint (value);
@@ -446,12 +497,6 @@ gst_dsocr_decode_get_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_LOCATION:
-      g_value_set_string (value, self->model_location);
-      break;
-    case PROP_DEVICE:
-      g_value_set_enum (value, self->device);
-      break;
     case PROP_PROMPT:
       g_value_set_string (value, self->prompt);
       break;
@@ -463,9 +508,6 @@ gst_dsocr_decode_get_property (GObject * object, guint prop_id,
       break;
     case PROP_NGRAM_WINDOW:
       g_value_set_uint (value, self->ngram_window);
-      break;
-    case PROP_N_THREADS:
-      g_value_set_int (value, self->n_threads);
       break;
     case PROP_MAX_PENDING:
       g_value_set_uint (value, self->max_pending);
@@ -497,62 +539,29 @@ gst_dsocr_decode_get_property (GObject * object, guint prop_id,
 
 /* ---- model ---- */
 
+/* A bad prompt fails the start rather than the first frame. */
 static gboolean
-gst_dsocr_decode_open (GstDsocrDecode * self)
+gst_dsocr_decode_start (GstDsocrModelElement * base)
 {
-  GstDsocrDevice device;
-  gchar *location, *prompt;
+  GstDsocrDecode *self = GST_DSOCR_DECODE (base);
   dsocr_ocr_prompt *check;
   GError *err = NULL;
-  gboolean shared = FALSE;
-  GstClockTime t0;
+  gchar *prompt;
 
   GST_OBJECT_LOCK (self);
-  location = g_strdup (self->model_location);
   prompt = g_strdup (self->prompt);
-  device = self->device;
   GST_OBJECT_UNLOCK (self);
-
-  if (!gst_dsocr_model_check_device (GST_ELEMENT (self), device))
-    goto failed;
-  if (!location || !*location) {
-    g_free (location);
-    location = g_strdup (dsocr_ocr_default_model_dir ());
-  }
-  t0 = gst_util_get_timestamp ();
-  self->model = gst_dsocr_model_cache_acquire (location,
-      GST_DSOCR_MODEL_PART_OCR, &shared, &err);
-  if (!self->model) {
-    gst_dsocr_model_post_error (GST_ELEMENT (self), location, err);
-    goto failed;
-  }
-  /* a bad prompt fails now rather than on the first frame */
-  check = dsocr_ocr_prompt_new (gst_dsocr_model_get_ocr (self->model), prompt, 1,
-      &err);
+  check = dsocr_ocr_prompt_new (gst_dsocr_model_get_ocr
+      (gst_dsocr_model_element_get_model (base)), prompt, 1, &err);
+  g_free (prompt);
   if (!check) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("The prompt property is not usable: %s", err->message), (NULL));
-    goto failed;
+    g_clear_error (&err);
+    return FALSE;
   }
   dsocr_ocr_prompt_free (check);
-  gst_dsocr_model_post_loaded (GST_ELEMENT (self), self->model,
-      GST_DSOCR_MODEL_PART_OCR, shared, gst_util_get_timestamp () - t0);
-  g_free (prompt);
-  g_free (location);
   return TRUE;
-
-failed:
-  g_clear_error (&err);
-  g_clear_pointer (&self->model, gst_dsocr_model_unref);
-  g_free (prompt);
-  g_free (location);
-  return FALSE;
-}
-
-static void
-gst_dsocr_decode_close (GstDsocrDecode * self)
-{
-  g_clear_pointer (&self->model, gst_dsocr_model_unref);
 }
 
 /* ---- generation (worker thread) ---- */
@@ -592,10 +601,11 @@ gst_dsocr_decode_get_params (GstDsocrDecode * self, dsocr_ocr_params * p,
     p->ngram_size = self->ngram_size;
     p->ngram_window = self->ngram_window;
   }
-  p->n_threads = self->n_threads;
   *post_messages = self->post_messages;
   GST_OBJECT_UNLOCK (self);
   p->prompt = *prompt;
+  /* the element's pool, kept between pages: a page starts no threads */
+  p->backend = gst_dsocr_model_element_get_backend (GST_DSOCR_MODEL_ELEMENT (self));
 }
 
 /* Posts "dsocr-result" for @buffer's result @fields. */
@@ -651,7 +661,8 @@ gst_dsocr_decode_recognize (GstDsocrDecode * self, Item * item)
   gst_dsocr_decode_get_params (self, &params, &prompt, &post_messages);
   if (item->page >= 1)
     params.result.page = item->page - 1;
-  res = dsocr_ocr_generate (gst_dsocr_model_get_ocr (self->model),
+  res = dsocr_ocr_generate (gst_dsocr_model_get_ocr
+      (gst_dsocr_model_element_get_model (GST_DSOCR_MODEL_ELEMENT (self))),
       item->emb->emb, NULL, &params, on_token, &count, &err);
   g_free (prompt);
   if (g_atomic_int_get (&self->cancel)) {
@@ -725,14 +736,15 @@ gst_dsocr_decode_reuse (GstDsocrDecode * self, Item * item)
 }
 
 static GstFlowReturn
-gst_dsocr_decode_process (GstDsocrDecode * self, Item * item)
+gst_dsocr_decode_handle_item (GstDsocrDecode * self, Item * item)
 {
+  GstPad *srcpad = GST_DSOCR_MODEL_ELEMENT_SRC_PAD (self);
   GstFlowReturn ret = GST_FLOW_OK;
   GstBuffer *buf;
 
   switch (item->kind) {
     case ITEM_EVENT:
-      gst_pad_push_event (self->srcpad, g_steal_pointer (&item->event));
+      gst_pad_push_event (srcpad, g_steal_pointer (&item->event));
       return GST_FLOW_OK;
     case ITEM_RECOGNIZE:
       ret = gst_dsocr_decode_recognize (self, item);
@@ -746,12 +758,13 @@ gst_dsocr_decode_process (GstDsocrDecode * self, Item * item)
   if (ret != GST_FLOW_OK)
     return ret;
   buf = g_steal_pointer (&item->buffer);
-  return gst_pad_push (self->srcpad, buf);
+  return gst_pad_push (srcpad, buf);
 }
 
 static void
 gst_dsocr_decode_loop (GstDsocrDecode * self)
 {
+  GstPad *srcpad = GST_DSOCR_MODEL_ELEMENT_SRC_PAD (self);
   GstFlowReturn ret;
   Item *item;
 
@@ -760,7 +773,7 @@ gst_dsocr_decode_loop (GstDsocrDecode * self)
     g_cond_wait (&self->qcond, &self->qlock);
   if (self->flushing) {
     g_mutex_unlock (&self->qlock);
-    gst_pad_pause_task (self->srcpad);
+    gst_pad_pause_task (srcpad);
     return;
   }
   item = g_queue_pop_head (&self->items);
@@ -770,7 +783,7 @@ gst_dsocr_decode_loop (GstDsocrDecode * self)
   g_cond_broadcast (&self->qcond);
   g_mutex_unlock (&self->qlock);
 
-  ret = gst_dsocr_decode_process (self, item);
+  ret = gst_dsocr_decode_handle_item (self, item);
   item_free (item);
 
   g_mutex_lock (&self->qlock);
@@ -786,9 +799,9 @@ gst_dsocr_decode_loop (GstDsocrDecode * self)
   if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
     if (ret != GST_FLOW_ERROR)  /* recognition errors were posted already */
       GST_ELEMENT_FLOW_ERROR (self, ret);
-    gst_pad_push_event (self->srcpad, gst_event_new_eos ());
+    gst_pad_push_event (srcpad, gst_event_new_eos ());
   }
-  gst_pad_pause_task (self->srcpad);
+  gst_pad_pause_task (srcpad);
 }
 
 /* ---- queueing (streaming thread) ---- */
@@ -899,10 +912,12 @@ gst_dsocr_decode_page_changed (GstDsocrDecode * self, GstDsocrTilesMeta * tiles,
   return TRUE;
 }
 
+/* Queues a frame for the worker (transfer full), deciding now whether it is to be
+ * recognised, given the last result, or passed on. */
 static GstFlowReturn
-gst_dsocr_decode_chain (GstPad * pad, GstObject * parent, GstBuffer * buffer)
+gst_dsocr_decode_process (GstDsocrModelElement * base, GstBuffer * buffer)
 {
-  GstDsocrDecode *self = GST_DSOCR_DECODE (parent);
+  GstDsocrDecode *self = GST_DSOCR_DECODE (base);
   GstDsocrEmbeddingsMeta *em = gst_buffer_get_dsocr_embeddings_meta (buffer);
   GstCustomMeta *page_meta;
   guint interval;
@@ -985,7 +1000,7 @@ gst_dsocr_decode_reset_stream (GstDsocrDecode * self)
 static gboolean
 gst_dsocr_decode_start_task (GstDsocrDecode * self)
 {
-  return gst_pad_start_task (self->srcpad,
+  return gst_pad_start_task (GST_DSOCR_MODEL_ELEMENT_SRC_PAD (self),
       (GstTaskFunction) gst_dsocr_decode_loop, self, NULL);
 }
 
@@ -1012,18 +1027,20 @@ gst_dsocr_decode_unset_flushing (GstDsocrDecode * self)
   g_mutex_unlock (&self->qlock);
 }
 
+/* Events keep their place among the frames: the serialized ones go through the queue. */
 static gboolean
-gst_dsocr_decode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
+gst_dsocr_decode_sink_event (GstDsocrModelElement * base, GstEvent * event)
 {
-  GstDsocrDecode *self = GST_DSOCR_DECODE (parent);
+  GstDsocrDecode *self = GST_DSOCR_DECODE (base);
+  GstPad *srcpad = GST_DSOCR_MODEL_ELEMENT_SRC_PAD (self);
   Item *item;
 
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_FLUSH_START:
       /* downstream first, so that a push in progress returns at once */
-      gst_pad_push_event (self->srcpad, event);
+      gst_pad_push_event (srcpad, event);
       gst_dsocr_decode_set_flushing (self);
-      gst_pad_pause_task (self->srcpad);
+      gst_pad_pause_task (srcpad);
       return TRUE;
     case GST_EVENT_FLUSH_STOP:{
       GstCaps *caps, *src_caps;
@@ -1031,10 +1048,10 @@ gst_dsocr_decode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       gst_dsocr_decode_unset_flushing (self);
       gst_dsocr_decode_reset_stream (self);
       gst_clear_buffer (&self->last_result);
-      gst_pad_push_event (self->srcpad, event);
+      gst_pad_push_event (srcpad, event);
       /* caps that were still queued went with the flush: send the current ones again */
-      caps = gst_pad_get_current_caps (self->sinkpad);
-      src_caps = gst_pad_get_current_caps (self->srcpad);
+      caps = gst_pad_get_current_caps (GST_DSOCR_MODEL_ELEMENT_SINK_PAD (self));
+      src_caps = gst_pad_get_current_caps (srcpad);
       if (caps && (!src_caps || !gst_caps_is_equal (caps, src_caps))) {
         item = g_new0 (Item, 1);
         item->kind = ITEM_EVENT;
@@ -1075,7 +1092,7 @@ gst_dsocr_decode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   }
 
   if (!GST_EVENT_IS_SERIALIZED (event))
-    return gst_pad_push_event (self->srcpad, event);
+    return gst_pad_push_event (srcpad, event);
 
   item = g_new0 (Item, 1);
   item->kind = ITEM_EVENT;
@@ -1084,43 +1101,32 @@ gst_dsocr_decode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
 }
 
 static gboolean
-gst_dsocr_decode_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
+gst_dsocr_decode_sink_query (GstDsocrModelElement * base, GstQuery * query)
 {
-  GstDsocrDecode *self = GST_DSOCR_DECODE (parent);
+  GstDsocrDecode *self = GST_DSOCR_DECODE (base);
 
   /* a serialized query must see downstream as the frames queued before it will */
   if (GST_QUERY_IS_SERIALIZED (query) && !gst_dsocr_decode_wait_drained (self))
     return FALSE;
-  return gst_pad_query_default (pad, parent, query);
+  return GST_DSOCR_MODEL_ELEMENT_CLASS (parent_class)->sink_query (base, query);
 }
 
-static gboolean
-gst_dsocr_decode_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
+/* The generation time, once for the frame itself and, at most, once for every frame that
+ * may wait before it and the one in progress. */
+static void
+gst_dsocr_decode_get_latency (GstDsocrModelElement * base, GstClockTime * min,
+    GstClockTime * max)
 {
-  GstDsocrDecode *self = GST_DSOCR_DECODE (parent);
+  GstDsocrDecode *self = GST_DSOCR_DECODE (base);
+  GstClockTime ours;
+  guint pending;
 
-  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
-    GstClockTime min, max, ours;
-    gboolean live;
-    guint pending;
-
-    if (!gst_pad_peer_query (self->sinkpad, query))
-      return FALSE;
-    gst_query_parse_latency (query, &live, &min, &max);
-    GST_OBJECT_LOCK (self);
-    ours = self->latency ? self->latency : self->longest;
-    pending = self->max_pending;
-    GST_OBJECT_UNLOCK (self);
-    /* a frame may wait for the frames queued before it and the one in progress */
-    min += ours;
-    if (GST_CLOCK_TIME_IS_VALID (max))
-      max += ours * (pending + 1);
-    GST_DEBUG_OBJECT (self, "latency: live %d, min %" GST_TIME_FORMAT ", max %"
-        GST_TIME_FORMAT, live, GST_TIME_ARGS (min), GST_TIME_ARGS (max));
-    gst_query_set_latency (query, live, min, max);
-    return TRUE;
-  }
-  return gst_pad_query_default (pad, parent, query);
+  GST_OBJECT_LOCK (self);
+  ours = self->latency ? self->latency : self->longest;
+  pending = self->max_pending;
+  GST_OBJECT_UNLOCK (self);
+  *min = ours;
+  *max = ours * (pending + 1);
 }
 
 static GstStateChangeReturn
@@ -1129,10 +1135,10 @@ gst_dsocr_decode_change_state (GstElement * element, GstStateChange transition)
   GstDsocrDecode *self = GST_DSOCR_DECODE (element);
   GstStateChangeReturn ret;
 
+  /* the base class opens the model (READY to PAUSED, before the pads) and releases it
+   * (PAUSED to READY, after them); the queue and the worker go around that */
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (!gst_dsocr_decode_open (self))
-        return GST_STATE_CHANGE_FAILURE;
       gst_dsocr_decode_unset_flushing (self);
       gst_dsocr_decode_reset_stream (self);
       self->width = self->height = 0;
@@ -1142,8 +1148,9 @@ gst_dsocr_decode_change_state (GstElement * element, GstStateChange transition)
       GST_OBJECT_UNLOCK (self);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
+      /* before the pads: a chain function waiting for room in the queue wakes up */
       gst_dsocr_decode_set_flushing (self);
-      gst_pad_stop_task (self->srcpad);
+      gst_pad_stop_task (GST_DSOCR_MODEL_ELEMENT_SRC_PAD (self));
       break;
     default:
       break;
@@ -1153,10 +1160,16 @@ gst_dsocr_decode_change_state (GstElement * element, GstStateChange transition)
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (ret == GST_STATE_CHANGE_FAILURE || !gst_dsocr_decode_start_task (self)) {
+      if (ret == GST_STATE_CHANGE_FAILURE) {
         gst_dsocr_decode_set_flushing (self);
-        gst_pad_stop_task (self->srcpad);
-        gst_dsocr_decode_close (self);
+        return ret;
+      }
+      if (!gst_dsocr_decode_start_task (self)) {
+        gst_dsocr_decode_set_flushing (self);
+        gst_pad_stop_task (GST_DSOCR_MODEL_ELEMENT_SRC_PAD (self));
+        /* back to READY: the pads and the model go */
+        GST_ELEMENT_CLASS (parent_class)->change_state (element,
+            GST_STATE_CHANGE_PAUSED_TO_READY);
         return GST_STATE_CHANGE_FAILURE;
       }
       break;
@@ -1165,7 +1178,6 @@ gst_dsocr_decode_change_state (GstElement * element, GstStateChange transition)
       gst_dsocr_decode_clear_queue (self);
       g_mutex_unlock (&self->qlock);
       gst_clear_buffer (&self->last_result);
-      gst_dsocr_decode_close (self);
       break;
     default:
       break;

@@ -5,11 +5,13 @@
 
 #include <gst/gst.h>
 
+#include "gstdsocrmodelelement.h"
+
 G_BEGIN_DECLS
 
 #define GST_TYPE_DSOCR_DECODE (gst_dsocr_decode_get_type ())
 G_DECLARE_FINAL_TYPE (GstDsocrDecode, gst_dsocr_decode, GST, DSOCR_DECODE,
-    GstElement);
+    GstDsocrModelElement);
 
 /**
  * GstDsocrDecodeLeaky:

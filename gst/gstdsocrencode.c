@@ -9,9 +9,13 @@
  * rows that replace the image placeholders of the prompt, as a #GstDsocrEmbeddingsMeta. The
  * frame passes through untouched; the views stay attached.
  *
- * Elements that name the same #GstDsocrEncode:model-location share one loaded model (with
- * dsocrdecode, the checkpoint is mapped once). The model is loaded when the element goes
- * from READY to PAUSED and released when it goes back to READY.
+ * The model (#GstDsocrModelElement:model-location) is loaded when the element goes from
+ * READY to PAUSED and released when it goes back to READY; elements that name the same
+ * directory share it (with dsocrdecode, the checkpoint is mapped once), through a
+ * "dsocr.model" #GstContext or the process-wide cache. Encoding runs on the streaming
+ * thread and computes on the element's own thread pool (#GstDsocrModelElement:n-threads),
+ * with one vision session, whose scratch memory is sized by the first frames and kept,
+ * from READY to PAUSED until back to READY.
  *
  * With #GstDsocrEncode:batch-size above 1 the element holds frames until it has that many,
  * then encodes the views of all of them together: views of one size (the tiles of every
@@ -38,40 +42,30 @@
 
 #include "gstdsocrelements.h"
 #include "gstdsocrmeta.h"
-#include "gstdsocrmodelcache.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_dsocr_encode_debug);
 #define GST_CAT_DEFAULT gst_dsocr_encode_debug
 
-/* $DSOCR_MODEL, else the bundled dsocr-reader (see dsocr_ocr_default_model_dir()) */
-#define DEFAULT_MODEL_LOCATION (dsocr_ocr_default_model_dir ())
-#define DEFAULT_DEVICE GST_DSOCR_DEVICE_CPU
 #define DEFAULT_BATCH_SIZE 1
 #define MAX_BATCH_SIZE 64
 
 enum
 {
   PROP_0,
-  PROP_MODEL_LOCATION,
-  PROP_DEVICE,
   PROP_BATCH_SIZE,
 };
 
 struct _GstDsocrEncode
 {
-  GstBaseTransform parent;
+  GstDsocrModelElement parent;
 
   /* properties, under the object lock */
-  gchar *model_location;
-  GstDsocrDevice device;
   guint batch_size;
 
-  /* < private > between start and stop */
-  GstDsocrModel *model;
-  gchar *location;              /* model-location as it was at start */
+  /* < private > between start and stop, streaming thread */
+  dsocr_vision_session *session;        /* on the element's backend */
   guint batch;                  /* batch-size as it was at start */
   GQueue pending;               /* GstBuffer: waiting for their batch, oldest first */
-  GQueue ready;                 /* GstBuffer: encoded, waiting to be pushed */
   gint fps_n, fps_d;            /* the sink caps' framerate, 0/1 when unknown */
 };
 
@@ -87,7 +81,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_STATIC_CAPS ("video/x-raw(ANY)"));
 
 #define gst_dsocr_encode_parent_class parent_class
-G_DEFINE_TYPE (GstDsocrEncode, gst_dsocr_encode, GST_TYPE_BASE_TRANSFORM);
+G_DEFINE_TYPE (GstDsocrEncode, gst_dsocr_encode, GST_TYPE_DSOCR_MODEL_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (dsocrencode, "dsocrencode", GST_RANK_NONE,
     GST_TYPE_DSOCR_ENCODE);
 
@@ -96,25 +90,23 @@ static void gst_dsocr_encode_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec);
 static void gst_dsocr_encode_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec);
-static gboolean gst_dsocr_encode_start (GstBaseTransform * trans);
-static gboolean gst_dsocr_encode_stop (GstBaseTransform * trans);
-static GstFlowReturn gst_dsocr_encode_submit_input_buffer (GstBaseTransform *
-    trans, gboolean is_discont, GstBuffer * input);
-static GstFlowReturn gst_dsocr_encode_generate_output (GstBaseTransform * trans,
-    GstBuffer ** outbuf);
-static gboolean gst_dsocr_encode_sink_event (GstBaseTransform * trans,
-    GstEvent * event);
-static gboolean gst_dsocr_encode_set_caps (GstBaseTransform * trans,
-    GstCaps * incaps, GstCaps * outcaps);
-static gboolean gst_dsocr_encode_query (GstBaseTransform * trans,
-    GstPadDirection direction, GstQuery * query);
+static gboolean gst_dsocr_encode_start (GstDsocrModelElement * base);
+static void gst_dsocr_encode_stop (GstDsocrModelElement * base);
+static gboolean gst_dsocr_encode_set_caps (GstDsocrModelElement * base,
+    GstCaps * caps);
+static GstFlowReturn gst_dsocr_encode_process (GstDsocrModelElement * base,
+    GstBuffer * buffer);
+static GstFlowReturn gst_dsocr_encode_drain (GstDsocrModelElement * base);
+static void gst_dsocr_encode_flush (GstDsocrModelElement * base);
+static void gst_dsocr_encode_get_latency (GstDsocrModelElement * base,
+    GstClockTime * min, GstClockTime * max);
 
 static void
 gst_dsocr_encode_class_init (GstDsocrEncodeClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  GstDsocrModelElementClass *model_class = GST_DSOCR_MODEL_ELEMENT_CLASS (klass);
 
   GST_DEBUG_CATEGORY_INIT (gst_dsocr_encode_debug, "dsocrencode", 0,
       "DeepSeek-OCR vision tower");
@@ -124,40 +116,18 @@ gst_dsocr_encode_class_init (GstDsocrEncodeClass * klass)
   gobject_class->get_property = gst_dsocr_encode_get_property;
 
   /**
-   * GstDsocrEncode:model-location:
-   *
-   * Directory of a DeepSeek-OCR model (config.json and the safetensors files). Unset or
-   * empty: $DSOCR_MODEL, else the bundled dsocr-reader model, made for mode=tiny (see
-   * models/README.md).
-   */
-  g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
-      g_param_spec_string ("model-location", "Model location",
-          "Directory of the DeepSeek-OCR model (config.json, safetensors, "
-          "tokenizer.json); empty: the default model ($DSOCR_MODEL, else the bundled "
-          "dsocr-reader, made for mode=tiny)",
-          DEFAULT_MODEL_LOCATION, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_READY));
-
-  /**
-   * GstDsocrEncode:device:
-   *
-   * Where the vision tower runs. Only the CPU is available in this version.
-   */
-  g_object_class_install_property (gobject_class, PROP_DEVICE,
-      g_param_spec_enum ("device", "Device", "Where the model runs",
-          GST_TYPE_DSOCR_DEVICE, DEFAULT_DEVICE, G_PARAM_READWRITE |
-          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
-
-  /**
    * GstDsocrEncode:batch-size:
    *
-   * Frames whose views are encoded together. 1 encodes every frame as it comes; more
-   * trades latency ((batch-size - 1) frames) for throughput on small views.
+   * Frames whose views are encoded together, 1 to 64. 1 encodes every frame as it comes;
+   * N holds frames until there are N (or a serialized event comes), which adds
+   * (batch-size - 1) frame durations of latency and pays on small views. Read at READY
+   * to PAUSED.
    */
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint ("batch-size", "Batch size",
-          "Frames whose views are encoded together (adds batch-size - 1 frames of "
-          "latency)", 1, MAX_BATCH_SIZE, DEFAULT_BATCH_SIZE,
+          "Frames whose views are encoded together; more than 1 holds frames back and "
+          "adds (batch-size - 1) frame durations of latency. Read at READY to PAUSED",
+          1, MAX_BATCH_SIZE, DEFAULT_BATCH_SIZE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
@@ -167,31 +137,25 @@ gst_dsocr_encode_class_init (GstDsocrEncodeClass * klass)
       "Runs the DeepSeek-OCR vision tower on the views of dsocrpreprocess and attaches "
       "the vision embeddings as a meta", "gst-dsocr");
 
-  trans_class->start = GST_DEBUG_FUNCPTR (gst_dsocr_encode_start);
-  trans_class->stop = GST_DEBUG_FUNCPTR (gst_dsocr_encode_stop);
-  trans_class->submit_input_buffer =
-      GST_DEBUG_FUNCPTR (gst_dsocr_encode_submit_input_buffer);
-  trans_class->generate_output =
-      GST_DEBUG_FUNCPTR (gst_dsocr_encode_generate_output);
-  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_dsocr_encode_sink_event);
-  trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_dsocr_encode_set_caps);
-  trans_class->query = GST_DEBUG_FUNCPTR (gst_dsocr_encode_query);
+  model_class->parts = GST_DSOCR_MODEL_PART_VISION;
+  model_class->default_model = TRUE;
+  model_class->start = GST_DEBUG_FUNCPTR (gst_dsocr_encode_start);
+  model_class->stop = GST_DEBUG_FUNCPTR (gst_dsocr_encode_stop);
+  model_class->set_caps = GST_DEBUG_FUNCPTR (gst_dsocr_encode_set_caps);
+  model_class->process = GST_DEBUG_FUNCPTR (gst_dsocr_encode_process);
+  model_class->drain = GST_DEBUG_FUNCPTR (gst_dsocr_encode_drain);
+  model_class->flush = GST_DEBUG_FUNCPTR (gst_dsocr_encode_flush);
+  model_class->get_latency = GST_DEBUG_FUNCPTR (gst_dsocr_encode_get_latency);
 
-  gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_DEVICE, 0);
   gst_dsocr_meta_register ();
 }
 
 static void
 gst_dsocr_encode_init (GstDsocrEncode * self)
 {
-  self->model_location = g_strdup (DEFAULT_MODEL_LOCATION);
-  self->device = DEFAULT_DEVICE;
   self->batch_size = DEFAULT_BATCH_SIZE;
   g_queue_init (&self->pending);
-  g_queue_init (&self->ready);
   self->fps_d = 1;
-  /* the frame is not touched: only a meta is added */
-  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
 }
 
 static void
@@ -199,11 +163,8 @@ gst_dsocr_encode_finalize (GObject * object)
 {
   GstDsocrEncode *self = GST_DSOCR_ENCODE (object);
 
-  g_free (self->model_location);
-  g_free (self->location);
-  gst_dsocr_model_unref (self->model);
+  dsocr_vision_session_free (self->session);
   g_queue_clear_full (&self->pending, (GDestroyNotify) gst_buffer_unref);
-  g_queue_clear_full (&self->ready, (GDestroyNotify) gst_buffer_unref);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -215,13 +176,6 @@ gst_dsocr_encode_set_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_LOCATION:
-      g_free (self->model_location);
-      self->model_location = g_value_dup_string (value);
-      break;
-    case PROP_DEVICE:
-      self->device = g_value_get_enum (value);
-      break;
     case PROP_BATCH_SIZE:
       self->batch_size = g_value_get_uint (value);
       break;
@@ -240,12 +194,6 @@ gst_dsocr_encode_get_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_LOCATION:
-      g_value_set_string (value, self->model_location);
-      break;
-    case PROP_DEVICE:
-      g_value_set_enum (value, self->device);
-      break;
     case PROP_BATCH_SIZE:
       g_value_set_uint (value, self->batch_size);
       break;
@@ -257,55 +205,47 @@ gst_dsocr_encode_get_property (GObject * object, guint prop_id,
 }
 
 static gboolean
-gst_dsocr_encode_start (GstBaseTransform * trans)
+gst_dsocr_encode_start (GstDsocrModelElement * base)
 {
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
-  GstDsocrDevice device;
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
   GError *err = NULL;
-  gboolean shared = FALSE;
-  GstClockTime t0;
 
   GST_OBJECT_LOCK (self);
-  g_free (self->location);
-  self->location = g_strdup (self->model_location);
-  device = self->device;
   self->batch = self->batch_size;
   GST_OBJECT_UNLOCK (self);
 
-  if (!gst_dsocr_model_check_device (GST_ELEMENT (self), device))
-    return FALSE;
-  if (!self->location || !*self->location) {
-    g_free (self->location);
-    self->location = g_strdup (dsocr_ocr_default_model_dir ());
-  }
-  t0 = gst_util_get_timestamp ();
-  self->model = gst_dsocr_model_cache_acquire (self->location,
-      GST_DSOCR_MODEL_PART_VISION, &shared, &err);
-  if (!self->model) {
-    gst_dsocr_model_post_error (GST_ELEMENT (self), self->location, err);
+  /* kept until stop: its scratch memory stays sized for the frames that come */
+  self->session = dsocr_vision_session_new (gst_dsocr_model_get_vision
+      (gst_dsocr_model_element_get_model (base)),
+      gst_dsocr_model_element_get_backend (base), &err);
+  if (!self->session) {
+    if (g_error_matches (err, DSOCR_ERROR, DSOCR_ERROR_NOMEM))
+      GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+          ("Not enough memory to set up the vision tower of %s.",
+              gst_dsocr_model_element_get_location (base)), ("%s", err->message));
+    else
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+          ("Could not set up the vision tower of %s: %s",
+              gst_dsocr_model_element_get_location (base), err->message), (NULL));
     g_clear_error (&err);
     return FALSE;
   }
-  gst_dsocr_model_post_loaded (GST_ELEMENT (self), self->model,
-      GST_DSOCR_MODEL_PART_VISION, shared, gst_util_get_timestamp () - t0);
   return TRUE;
 }
 
-static gboolean
-gst_dsocr_encode_stop (GstBaseTransform * trans)
+static void
+gst_dsocr_encode_stop (GstDsocrModelElement * base)
 {
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
 
   g_queue_clear_full (&self->pending, (GDestroyNotify) gst_buffer_unref);
-  g_queue_clear_full (&self->ready, (GDestroyNotify) gst_buffer_unref);
-  g_clear_pointer (&self->model, gst_dsocr_model_unref);
+  g_clear_pointer (&self->session, dsocr_vision_session_free);
   self->fps_n = 0;
   self->fps_d = 1;
-  return TRUE;
 }
 
-/* Encodes the pending frames as one batch and moves them, with their embeddings, to the
- * ready queue. */
+/* Encodes the pending frames as one batch and attaches their embeddings. On failure the
+ * frames are dropped and an error is posted. */
 static GstFlowReturn
 gst_dsocr_encode_run_batch (GstDsocrEncode * self)
 {
@@ -315,6 +255,7 @@ gst_dsocr_encode_run_batch (GstDsocrEncode * self)
   GError *err = NULL;
   GstClockTime t0;
   gboolean ok;
+  GList *l;
   guint i;
 
   if (n == 0)
@@ -322,17 +263,16 @@ gst_dsocr_encode_run_batch (GstDsocrEncode * self)
   pps = g_new (const dsocr_preprocessed *, n);
   embeds = g_new0 (dsocr_tensor *, n);
   i = 0;
-  for (GList * l = self->pending.head; l; l = l->next, i++)
+  for (l = self->pending.head; l; l = l->next, i++)
     pps[i] = gst_buffer_get_dsocr_tiles_meta (l->data)->tiles->pp;
 
   t0 = gst_util_get_timestamp ();
-  ok = dsocr_vision_encode_batch (gst_dsocr_model_get_vision (self->model), pps,
-      (int) n, embeds, &err);
+  ok = dsocr_vision_encode_batch (self->session, pps, (int) n, embeds, &err);
   GST_LOG_OBJECT (self, "encoded %u frame(s) in %" GST_TIME_FORMAT, n,
       GST_TIME_ARGS (gst_util_get_timestamp () - t0));
 
-  for (i = 0; ok && i < n; i++) {
-    GstBuffer *buf = gst_buffer_make_writable (g_queue_pop_head (&self->pending));
+  for (l = self->pending.head, i = 0; ok && l; l = l->next, i++) {
+    GstBuffer *buf = gst_buffer_make_writable (l->data);
     GstDsocrTilesMeta *tiles = gst_buffer_get_dsocr_tiles_meta (buf);
     GstDsocrEmbeddingsMeta *old;
     GstDsocrEmbeddings *emb;
@@ -340,8 +280,8 @@ gst_dsocr_encode_run_batch (GstDsocrEncode * self)
     dsocr_ocr_embeddings *ocr_emb = dsocr_ocr_embeddings_new (embeds[i],
         tiles->tiles->pp->orig_width, tiles->tiles->pp->orig_height, &err);
 
+    l->data = buf;
     embeds[i] = NULL;           /* owned by ocr_emb, or freed, from here */
-    g_queue_push_tail (&self->ready, buf);
     if (!ocr_emb) {
       ok = FALSE;
       break;
@@ -368,79 +308,60 @@ gst_dsocr_encode_run_batch (GstDsocrEncode * self)
         ("The vision tower could not encode a frame: %s", err->message), (NULL));
   g_clear_error (&err);
   g_queue_clear_full (&self->pending, (GDestroyNotify) gst_buffer_unref);
-  g_queue_clear_full (&self->ready, (GDestroyNotify) gst_buffer_unref);
   return GST_FLOW_ERROR;
 }
 
+/* Encodes a partial batch and pushes every frame held, in order, so that an event that
+ * follows the frames upstream also follows them downstream. */
 static GstFlowReturn
-gst_dsocr_encode_submit_input_buffer (GstBaseTransform * trans,
-    gboolean is_discont, GstBuffer * input)
+gst_dsocr_encode_drain (GstDsocrModelElement * base)
 {
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
-
-  if (!gst_buffer_get_dsocr_tiles_meta (input)) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
-        ("A frame arrived without the views of dsocrpreprocess: put dsocrpreprocess "
-            "before dsocrencode."), ("no GstDsocrTilesMeta on %" GST_PTR_FORMAT,
-            input));
-    gst_buffer_unref (input);
-    return GST_FLOW_ERROR;
-  }
-  g_queue_push_tail (&self->pending, input);
-  if (self->pending.length < self->batch)
-    return GST_FLOW_OK;
-  return gst_dsocr_encode_run_batch (self);
-}
-
-static GstFlowReturn
-gst_dsocr_encode_generate_output (GstBaseTransform * trans, GstBuffer ** outbuf)
-{
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
-
-  /* called until it gives no buffer: the whole batch leaves, in order */
-  *outbuf = g_queue_pop_head (&self->ready);
-  return GST_FLOW_OK;
-}
-
-/* Encodes a partial batch and pushes everything encoded, so that an event that follows the
- * frames upstream also follows them downstream. */
-static GstFlowReturn
-gst_dsocr_encode_drain (GstDsocrEncode * self)
-{
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
   GstFlowReturn ret = gst_dsocr_encode_run_batch (self);
   GstBuffer *buf;
 
-  while ((buf = g_queue_pop_head (&self->ready))) {
-    GstFlowReturn r = gst_pad_push (GST_BASE_TRANSFORM_SRC_PAD (self), buf);
+  /* after a failed push the rest of the batch cannot go either */
+  while ((buf = g_queue_pop_head (&self->pending))) {
     if (ret == GST_FLOW_OK)
-      ret = r;
+      ret = gst_dsocr_model_element_push (base, buf);
+    else
+      gst_buffer_unref (buf);
   }
   return ret;
 }
 
-static gboolean
-gst_dsocr_encode_sink_event (GstBaseTransform * trans, GstEvent * event)
+static GstFlowReturn
+gst_dsocr_encode_process (GstDsocrModelElement * base, GstBuffer * buffer)
 {
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
 
-  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
-    g_queue_clear_full (&self->pending, (GDestroyNotify) gst_buffer_unref);
-    g_queue_clear_full (&self->ready, (GDestroyNotify) gst_buffer_unref);
-  } else if (GST_EVENT_IS_SERIALIZED (event) && self->model) {
-    GstFlowReturn ret = gst_dsocr_encode_drain (self);
-    if (ret != GST_FLOW_OK)
-      GST_DEBUG_OBJECT (self, "draining before %" GST_PTR_FORMAT ": %s", event,
-          gst_flow_get_name (ret));
+  if (!gst_buffer_get_dsocr_tiles_meta (buffer)) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("A frame arrived without the views of dsocrpreprocess: put dsocrpreprocess "
+            "before dsocrencode."), ("no GstDsocrTilesMeta on %" GST_PTR_FORMAT,
+            buffer));
+    gst_buffer_unref (buffer);
+    return GST_FLOW_ERROR;
   }
-  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+  g_queue_push_tail (&self->pending, buffer);
+  if (self->pending.length < self->batch)
+    return GST_FLOW_OK;
+  return gst_dsocr_encode_drain (base);
+}
+
+static void
+gst_dsocr_encode_flush (GstDsocrModelElement * base)
+{
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
+
+  g_queue_clear_full (&self->pending, (GDestroyNotify) gst_buffer_unref);
 }
 
 static gboolean
-gst_dsocr_encode_set_caps (GstBaseTransform * trans, GstCaps * incaps,
-    GstCaps * outcaps)
+gst_dsocr_encode_set_caps (GstDsocrModelElement * base, GstCaps * caps)
 {
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
-  GstStructure *s = gst_caps_get_structure (incaps, 0);
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
+  GstStructure *s = gst_caps_get_structure (caps, 0);
 
   if (!gst_structure_get_fraction (s, "framerate", &self->fps_n, &self->fps_d) ||
       self->fps_d <= 0) {
@@ -450,28 +371,19 @@ gst_dsocr_encode_set_caps (GstBaseTransform * trans, GstCaps * incaps,
   return TRUE;
 }
 
-static gboolean
-gst_dsocr_encode_query (GstBaseTransform * trans, GstPadDirection direction,
-    GstQuery * query)
+/* A frame waits for the batch-size - 1 frames after it. */
+static void
+gst_dsocr_encode_get_latency (GstDsocrModelElement * base, GstClockTime * min,
+    GstClockTime * max)
 {
-  GstDsocrEncode *self = GST_DSOCR_ENCODE (trans);
+  GstDsocrEncode *self = GST_DSOCR_ENCODE (base);
+  GstClockTime wait;
 
-  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
-    return FALSE;
-  if (direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY &&
-      self->batch > 1 && self->fps_n > 0) {
-    gboolean live;
-    GstClockTime min, max;
-    GstClockTime wait = gst_util_uint64_scale_int ((self->batch - 1) * GST_SECOND,
-        self->fps_d, self->fps_n);
-
-    gst_query_parse_latency (query, &live, &min, &max);
-    min += wait;
-    if (GST_CLOCK_TIME_IS_VALID (max))
-      max += wait;
-    GST_DEBUG_OBJECT (self, "batching adds %" GST_TIME_FORMAT " of latency",
-        GST_TIME_ARGS (wait));
-    gst_query_set_latency (query, live, min, max);
-  }
-  return TRUE;
+  if (self->batch <= 1 || self->fps_n <= 0)
+    return;
+  wait = gst_util_uint64_scale_int ((self->batch - 1) * GST_SECOND, self->fps_d,
+      self->fps_n);
+  GST_DEBUG_OBJECT (self, "batching adds %" GST_TIME_FORMAT " of latency",
+      GST_TIME_ARGS (wait));
+  *min = *max = wait;
 }

@@ -4,13 +4,14 @@
 #define __GST_DSOCR_ENCODE_H__
 
 #include <gst/gst.h>
-#include <gst/base/gstbasetransform.h>
+
+#include "gstdsocrmodelelement.h"
 
 G_BEGIN_DECLS
 
 #define GST_TYPE_DSOCR_ENCODE (gst_dsocr_encode_get_type ())
 G_DECLARE_FINAL_TYPE (GstDsocrEncode, gst_dsocr_encode, GST, DSOCR_ENCODE,
-    GstBaseTransform);
+    GstDsocrModelElement);
 
 G_END_DECLS
 

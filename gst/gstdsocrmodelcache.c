@@ -191,9 +191,7 @@ gst_dsocr_model_cache_acquire (const gchar * location, GstDsocrModelParts parts,
   }
   g_mutex_unlock (&cache_lock);
 
-  g_mutex_lock (&m->lock);
-  ok = load_parts (m, parts, error);
-  g_mutex_unlock (&m->lock);
+  ok = gst_dsocr_model_load_parts (m, parts, error);
   if (!ok) {
     gst_dsocr_model_unref (m);
     return NULL;
@@ -211,7 +209,8 @@ gst_dsocr_model_get_path (const GstDsocrModel * model)
 }
 
 /* Parts never change once loaded, so reading them needs no lock; the pointer itself is
- * published under m->lock by the acquire that loaded it, before that acquire returned. */
+ * published under m->lock by the acquire (or gst_dsocr_model_load_parts) that loaded it,
+ * before that call returned to the element that asked for the part. */
 const dsocr_config *
 gst_dsocr_model_get_config (GstDsocrModel * model)
 {
@@ -255,105 +254,34 @@ gst_dsocr_model_cache_n_loaded (void)
   return n;
 }
 
+gboolean
+gst_dsocr_model_load_parts (GstDsocrModel * model, GstDsocrModelParts parts,
+    GError ** error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&model->lock);
+  ok = load_parts (model, parts, error);
+  g_mutex_unlock (&model->lock);
+  return ok;
+}
+
+gchar *
+gst_dsocr_model_cache_resolve (const gchar * location, GError ** error)
+{
+  return resolve_dir (location, error);
+}
+
 GType
-gst_dsocr_device_get_type (void)
+gst_dsocr_model_get_type (void)
 {
   static GType type = 0;
-  static const GEnumValue values[] = {
-    {GST_DSOCR_DEVICE_CPU, "CPU", "cpu"},
-    {GST_DSOCR_DEVICE_CUDA, "NVIDIA GPU (CUDA)", "cuda"},
-    {0, NULL, NULL},
-  };
 
   if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstDsocrDevice", values);
+    GType t = g_boxed_type_register_static ("GstDsocrModel",
+        (GBoxedCopyFunc) gst_dsocr_model_ref,
+        (GBoxedFreeFunc) gst_dsocr_model_unref);
     g_once_init_leave (&type, t);
   }
   return type;
-}
-
-void
-gst_dsocr_model_post_error (GstElement * element, const gchar * location,
-    const GError * error)
-{
-  if (!location || !*location) {
-    GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
-        ("No model: set the model-location property to a model directory."),
-        (NULL));
-    return;
-  }
-  if (!error || error->domain != DSOCR_ERROR) {
-    GST_ELEMENT_ERROR (element, LIBRARY, INIT,
-        ("Could not load the model in %s.", location),
-        ("%s", error ? error->message : "unknown error"));
-    return;
-  }
-  switch (error->code) {
-    case DSOCR_ERROR_FILE:
-      GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
-          ("Could not read the model in %s: %s. Set model-location to a directory "
-              "holding config.json and the model's safetensors files.", location,
-              error->message), (NULL));
-      break;
-    case DSOCR_ERROR_FORMAT:
-    case DSOCR_ERROR_SHAPE:
-    case DSOCR_ERROR_CONFIG:
-      GST_ELEMENT_ERROR (element, RESOURCE, READ,
-          ("The model in %s is damaged or incomplete: %s", location,
-              error->message), (NULL));
-      break;
-    case DSOCR_ERROR_UNSUPPORTED:
-    case DSOCR_ERROR_INVALID:
-      GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS,
-          ("The model in %s cannot be used by this element: %s", location,
-              error->message), (NULL));
-      break;
-    case DSOCR_ERROR_NOMEM:
-      GST_ELEMENT_ERROR (element, RESOURCE, NO_SPACE_LEFT,
-          ("Not enough memory to load the model in %s.", location),
-          ("%s", error->message));
-      break;
-    default:
-      GST_ELEMENT_ERROR (element, LIBRARY, INIT,
-          ("Could not load the model in %s: %s", location, error->message),
-          (NULL));
-      break;
-  }
-}
-
-gboolean
-gst_dsocr_model_check_device (GstElement * element, GstDsocrDevice device)
-{
-  if (device == GST_DSOCR_DEVICE_CPU)
-    return TRUE;
-  /* the engine's model, session and vision APIs take no device yet: everything runs on
-   * the CPU */
-  GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS,
-      ("The engine cannot run models on CUDA yet: set device=cpu."), (NULL));
-  return FALSE;
-}
-
-void
-gst_dsocr_model_post_loaded (GstElement * element, GstDsocrModel * model,
-    GstDsocrModelParts parts, gboolean shared, GstClockTime load_time)
-{
-  GString *names = g_string_new (NULL);
-  GstStructure *s;
-
-  if (parts & GST_DSOCR_MODEL_PART_DECODER)
-    g_string_append (names, "decoder ");
-  if (parts & GST_DSOCR_MODEL_PART_VISION)
-    g_string_append (names, "vision ");
-  if (parts & GST_DSOCR_MODEL_PART_TOKENIZER)
-    g_string_append (names, "tokenizer ");
-  if (names->len)
-    g_string_truncate (names, names->len - 1);
-  s = gst_structure_new ("dsocr-model",
-      "location", G_TYPE_STRING, gst_dsocr_model_get_path (model),
-      "parts", G_TYPE_STRING, names->str,
-      "shared", G_TYPE_BOOLEAN, shared,
-      "load-time", G_TYPE_UINT64, (guint64) load_time, NULL);
-  g_string_free (names, TRUE);
-  gst_element_post_message (element,
-      gst_message_new_element (GST_OBJECT (element), s));
 }

@@ -18,6 +18,9 @@
  *
  * Thread-safe: acquiring, getting parts and unreffing may happen on any thread; loading a
  * part blocks other acquirers of the same directory until it is done (it is loaded once).
+ *
+ * Elements reach this cache through their base class, GstDsocrModelElement, which first looks
+ * for a model handed over in a GstContext (gstdsocrmodelcontext.h).
  */
 #ifndef __GST_DSOCR_MODEL_CACHE_H__
 #define __GST_DSOCR_MODEL_CACHE_H__
@@ -58,7 +61,8 @@ G_GNUC_INTERNAL void gst_dsocr_model_unref (GstDsocrModel * model);
 /* The directory as given first and as resolved (transfer none). */
 G_GNUC_INTERNAL const gchar *gst_dsocr_model_get_path (const GstDsocrModel * model);
 
-/* Parts (transfer none, valid while @model is held); NULL when not requested at acquire. */
+/* Parts (transfer none, valid while @model is held); NULL when no acquire or
+ * gst_dsocr_model_load_parts() asked for them. */
 G_GNUC_INTERNAL const dsocr_config *gst_dsocr_model_get_config (GstDsocrModel * model);
 G_GNUC_INTERNAL dsocr_model *gst_dsocr_model_get_decoder (GstDsocrModel * model);
 G_GNUC_INTERNAL dsocr_vision *gst_dsocr_model_get_vision (GstDsocrModel * model);
@@ -69,37 +73,25 @@ G_GNUC_INTERNAL dsocr_ocr *gst_dsocr_model_get_ocr (GstDsocrModel * model);
 /* Directories loaded right now (for tests and debugging). */
 G_GNUC_INTERNAL guint gst_dsocr_model_cache_n_loaded (void);
 
+/* Loads what @parts needs into @model, which came from the cache or from a GstContext,
+ * when it is not loaded yet. FALSE with @error as gst_dsocr_model_cache_acquire(). */
+G_GNUC_INTERNAL gboolean gst_dsocr_model_load_parts (GstDsocrModel * model,
+    GstDsocrModelParts parts, GError ** error);
+
+/* The key the cache files @location under: its real path (transfer full), or NULL with a
+ * DSOCR_ERROR_FILE @error when it is not a directory. */
+G_GNUC_INTERNAL gchar *gst_dsocr_model_cache_resolve (const gchar * location,
+    GError ** error);
+
 /**
- * GstDsocrDevice:
- * @GST_DSOCR_DEVICE_CPU: the CPU
- * @GST_DSOCR_DEVICE_CUDA: an NVIDIA GPU
+ * GstDsocrModel:
  *
- * Where a model runs.
+ * A loaded model directory, shared by reference. Registered as a boxed type so that a
+ * #GstStructure, and so a #GstContext, can hold it: copying the boxed value takes a
+ * reference, freeing it drops one.
  */
-typedef enum
-{
-  GST_DSOCR_DEVICE_CPU,
-  GST_DSOCR_DEVICE_CUDA,
-} GstDsocrDevice;
-
-#define GST_TYPE_DSOCR_DEVICE (gst_dsocr_device_get_type ())
-G_GNUC_INTERNAL GType gst_dsocr_device_get_type (void);
-
-/* Posts the GST_ELEMENT_ERROR that an element gives when it cannot get its model: @location
- * NULL or empty (no model-location), or @error from gst_dsocr_model_cache_acquire(). */
-G_GNUC_INTERNAL void gst_dsocr_model_post_error (GstElement * element,
-    const gchar * location, const GError * error);
-
-/* Checks @device for an element's start(): FALSE after posting an error for a device this
- * build cannot use. */
-G_GNUC_INTERNAL gboolean gst_dsocr_model_check_device (GstElement * element,
-    GstDsocrDevice device);
-
-/* Posts the element message "dsocr-model" (location, parts, shared, load-time) telling the
- * application which model an element uses and whether it was loaded or shared. */
-G_GNUC_INTERNAL void gst_dsocr_model_post_loaded (GstElement * element,
-    GstDsocrModel * model, GstDsocrModelParts parts, gboolean shared,
-    GstClockTime load_time);
+#define GST_TYPE_DSOCR_MODEL (gst_dsocr_model_get_type ())
+G_GNUC_INTERNAL GType gst_dsocr_model_get_type (void);
 
 G_END_DECLS
 

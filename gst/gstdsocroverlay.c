@@ -111,7 +111,8 @@ gst_dsocr_overlay_class_init (GstDsocrOverlayClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_LINE_WIDTH,
       g_param_spec_uint ("line-width", "Line width",
-          "Width of the box outlines in pixels", 1, 64, DEFAULT_LINE_WIDTH,
+          "Width of the box outlines in pixels, drawn inside the box. May change "
+          "while playing (from the next frame)", 1, 64, DEFAULT_LINE_WIDTH,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
 
@@ -123,7 +124,8 @@ gst_dsocr_overlay_class_init (GstDsocrOverlayClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_FONT_SIZE,
       g_param_spec_double ("font-size", "Font size",
-          "Label font size in pixels (0 = from the frame height)", 0.0, 512.0,
+          "Label height in pixels (0 = 1/60 of the frame height, at least 10). May "
+          "change while playing (from the next frame)", 0.0, 512.0,
           DEFAULT_FONT_SIZE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
 
@@ -134,7 +136,8 @@ gst_dsocr_overlay_class_init (GstDsocrOverlayClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_DRAW_LABELS,
       g_param_spec_boolean ("draw-labels", "Draw labels",
-          "Draw each box's label", DEFAULT_DRAW_LABELS,
+          "Draw each box's label tag (the outlines are always drawn). May change "
+          "while playing (from the next frame)", DEFAULT_DRAW_LABELS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
 

@@ -191,7 +191,8 @@ gst_dsocr_pdf_dec_class_init (GstDsocrPdfDecClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_DPI,
       g_param_spec_double ("dpi", "DPI",
-          "Rendering resolution in dots per inch (72 = one pixel per PDF point)",
+          "Rendering resolution in dots per inch (72 = one pixel per PDF point). Read "
+          "when a document is opened: a change applies to the next document",
           1.0, 2400.0, DEFAULT_DPI,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -200,10 +201,13 @@ gst_dsocr_pdf_dec_class_init (GstDsocrPdfDecClass * klass)
    * GstDsocrPdfDec:first-page:
    *
    * First page to render (1-based). A value past the last page of the document is an error.
+   * Like the other properties, read when a document is opened (at its end-of-stream): a
+   * change applies to the next document.
    */
   g_object_class_install_property (gobject_class, PROP_FIRST_PAGE,
       g_param_spec_int ("first-page", "First page",
-          "First page to render (1-based)", 1, G_MAXINT, DEFAULT_FIRST_PAGE,
+          "First page to render (1-based; past the document's end is an error). Read "
+          "when a document is opened", 1, G_MAXINT, DEFAULT_FIRST_PAGE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
 
@@ -215,7 +219,8 @@ gst_dsocr_pdf_dec_class_init (GstDsocrPdfDecClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_LAST_PAGE,
       g_param_spec_int ("last-page", "Last page",
-          "Last page to render (1-based, inclusive; -1 = the last page of the document)",
+          "Last page to render (1-based, inclusive; -1 = the last page of the document). "
+          "Read when a document is opened",
           -1, G_MAXINT, DEFAULT_LAST_PAGE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -227,7 +232,8 @@ gst_dsocr_pdf_dec_class_init (GstDsocrPdfDecClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_PASSWORD,
       g_param_spec_string ("password", "Password",
-          "Password of an encrypted document (user or owner password)",
+          "Password of an encrypted document (user or owner password). Read when a "
+          "document is opened",
           DEFAULT_PASSWORD,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -240,7 +246,8 @@ gst_dsocr_pdf_dec_class_init (GstDsocrPdfDecClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_PAGE_DURATION,
       g_param_spec_uint64 ("page-duration", "Page duration",
-          "Duration of each page frame in nanoseconds", 1, MAX_PAGE_DURATION,
+          "Duration of each page frame, and the spacing of their timestamps, in "
+          "nanoseconds. Read when a document is opened", 1, MAX_PAGE_DURATION,
           DEFAULT_PAGE_DURATION,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));

@@ -147,7 +147,9 @@ gst_dsocr_preprocess_class_init (GstDsocrPreprocessClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_MODE,
       g_param_spec_enum ("mode", "Mode",
-          "Resolution mode (tiny, small, base, large, gundam)",
+          "Resolution mode: tiny 512 and small 640 (squashed), base 1024 and large 1280 "
+          "(padded), gundam 1024 padded plus 640x640 tiles. May change while playing "
+          "(from the next frame)",
           GST_TYPE_DSOCR_MODE, DEFAULT_MODE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -159,7 +161,8 @@ gst_dsocr_preprocess_class_init (GstDsocrPreprocessClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_MIN_CROPS,
       g_param_spec_int ("min-crops", "Minimum crops",
-          "Fewest tiles of a tiled frame in gundam mode", 2,
+          "Fewest tiles of a tiled frame in gundam mode. May change while playing "
+          "(from the next frame)", 2,
           DSOCR_MAX_TILES_LIMIT, DEFAULT_MIN_CROPS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -172,7 +175,8 @@ gst_dsocr_preprocess_class_init (GstDsocrPreprocessClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_MAX_CROPS,
       g_param_spec_int ("max-crops", "Maximum crops",
-          "Most tiles of a frame in gundam mode (9: transformers, 6: vLLM scripts)",
+          "Most tiles of a frame in gundam mode (9: transformers, 6: vLLM scripts), "
+          "not below min-crops. May change while playing (from the next frame)",
           2, DSOCR_MAX_TILES_LIMIT, DEFAULT_MAX_CROPS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -180,11 +184,14 @@ gst_dsocr_preprocess_class_init (GstDsocrPreprocessClass * klass)
   /**
    * GstDsocrPreprocess:pixel-format:
    *
-   * Storage of the normalised pixels.
+   * Storage of the normalised pixels: f32, or bf16, which halves the memory and gives
+   * the same embeddings (the vision tower rounds its input to bf16). Like the other
+   * properties, it may change while playing and applies from the next frame.
    */
   g_object_class_install_property (gobject_class, PROP_PIXEL_FORMAT,
       g_param_spec_enum ("pixel-format", "Pixel format",
-          "Storage of the normalised pixels (bf16 halves the memory, same embeddings)",
+          "Storage of the normalised pixels (bf16 halves the memory, same embeddings). "
+          "May change while playing (from the next frame)",
           GST_TYPE_DSOCR_PIXEL_FORMAT, DEFAULT_PIXEL_FORMAT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));

@@ -131,11 +131,13 @@ gst_dsocr_result_class_init (GstDsocrResultClass * klass)
   /**
    * GstDsocrResult:format:
    *
-   * What the output buffers hold: markdown or JSON lines.
+   * What the output buffers hold: markdown (text/x-raw, format=utf8) or JSON lines
+   * (application/x-json). It decides the src caps, so it is set in NULL or READY.
    */
   g_object_class_install_property (gobject_class, PROP_FORMAT,
       g_param_spec_enum ("format", "Format",
-          "Output: markdown text or JSON lines", GST_TYPE_DSOCR_RESULT_FORMAT,
+          "Output: markdown text (text/x-raw) or JSON lines (application/x-json). Set "
+          "in NULL or READY", GST_TYPE_DSOCR_RESULT_FORMAT,
           DEFAULT_FORMAT, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
@@ -147,7 +149,8 @@ gst_dsocr_result_class_init (GstDsocrResultClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_PAGE_SEPARATOR,
       g_param_spec_string ("page-separator", "Page separator",
-          "Text between the markdown of consecutive pages", DEFAULT_PAGE_SEPARATOR,
+          "Text between the markdown of consecutive pages (markdown format). May "
+          "change while playing (from the next page)", DEFAULT_PAGE_SEPARATOR,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
 

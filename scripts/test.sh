@@ -55,9 +55,8 @@ run_build() {  # run_build <dir> <meson setup args...>
 
 run_build build
 if [ $quick -eq 0 ]; then
-  # Sanitizers: CPU only (nvcc objects do not take -fsanitize), no OpenMP (libgomp is not
-  # instrumented and gives false reports). DSOCR_QUICK: the slow end-to-end checks read a
-  # sample of their pages (the normal build reads them all).
+  # Sanitizers: CPU only (nvcc objects do not take -fsanitize). DSOCR_QUICK: the slow
+  # end-to-end checks read a sample of their pages (the normal build reads them all).
   DSOCR_QUICK=1 run_build build-asan -Dcuda=disabled -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debug -Dbench=false
   if command -v clang >/dev/null 2>&1; then

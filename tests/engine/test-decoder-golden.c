@@ -17,7 +17,8 @@
 #include <dsocr/dsocr-model.h>
 #include <dsocr/dsocr-session.h>
 
-#include "decoder-cpu.h"
+#include "linear.h"
+#include "pool.h"
 #include "decoder.h"
 #include "dsocr-test.h"
 
@@ -535,7 +536,7 @@ test_weight_dtypes (void)
   g_assert_true (g_file_get_contents (cfg_src, &cfg_text, &cfg_len, NULL));
   g_assert_true (g_file_set_contents (cfg_dst, cfg_text, (gssize) cfg_len, NULL));
 
-  for (int pass = 0; pass < 2; pass++) {
+  for (int pass = 0; pass < 3; pass++) {
     const dsocr_dtype dtype = pass == 0 ? DSOCR_DTYPE_F32 : DSOCR_DTYPE_F16;
     dsocr_model *m;
     dsocr_session *s;
@@ -579,15 +580,15 @@ test_other_kernels (gconstpointer data)
   V = dsocr_model_get_n_vocab (fx.model);
   ids = golden_i32 (&fx, "input_ids", &L);
   logits = g_new (float, L * V);
-  for (int which = DSOCR_MM_KERNELS_AVX2; which <= DSOCR_MM_KERNELS_GENERIC; which++) {
-    dsocr_mm_force_kernels ((dsocr_mm_kernels) which);
+  for (int which = DSK_MM_KERNELS_AVX2; which <= DSK_MM_KERNELS_GENERIC; which++) {
+    dsk_mm_force_kernels ((dsk_mm_kernels) which);
     s = session_new (&fx, 1, DSOCR_MLA_AUTO);
-    dsocr_mm_force_kernels (DSOCR_MM_KERNELS_AUTO);
+    dsk_mm_force_kernels (DSK_MM_KERNELS_AUTO);
     dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
                            DSOCR_LOGITS_ALL, logits, &err);
     g_assert_no_error (err);
     dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL,
-                             which == DSOCR_MM_KERNELS_AVX2 ? "AVX2 kernels" : "plain C kernels");
+                             which == DSK_MM_KERNELS_AVX2 ? "AVX2 kernels" : "plain C kernels");
     dsocr_session_free (s);
   }
   fixture_close (&fx);
@@ -610,20 +611,21 @@ test_packed_kernel (gconstpointer data)
   V = dsocr_model_get_n_vocab (fx.model);
   ids = golden_i32 (&fx, "input_ids", &L);
   logits = g_new (float, L * V);
-  dsocr_mm_set_pack_min (1);
+  dsk_mm_set_pack_min (1);
   s = session_new (&fx, 1, DSOCR_MLA_AUTO);
   dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
                          DSOCR_LOGITS_ALL, logits, &err);
   g_assert_no_error (err);
   dsocr_test_assert_close (logits, golden_f32 (&fx, "logits"), L * V, RTOL, "packed kernel");
   run_greedy (&fx, DSOCR_MLA_AUTO, 0, "greedy_tokens", TRUE);
-  dsocr_mm_set_pack_min (0);
+  dsk_mm_set_pack_min (0);
   dsocr_session_free (s);
   fixture_close (&fx);
 }
 
-/* Every run spread over a pool of more threads than the machine may have, with the tiles and
- * then with the packed kernel everywhere: forward logits and greedy tokens unchanged. */
+/* Every run spread over a pool of more threads than the machine may have, with the tiles, then
+ * with the packed kernel everywhere, then with OpenBLAS for every product of more than 8 rows:
+ * forward logits and greedy tokens unchanged. */
 static void
 test_threads (gconstpointer data)
 {
@@ -638,15 +640,16 @@ test_threads (gconstpointer data)
   V = dsocr_model_get_n_vocab (fx.model);
   ids = golden_i32 (&fx, "input_ids", &L);
   logits = g_new (float, L * V);
-  dsocr_pool_set_parallel_min (0.0);
-  for (int pass = 0; pass < 2; pass++) {
+  dsk_pool_set_parallel_min (0.0);
+  for (int pass = 0; pass < 3; pass++) {
     dsocr_session *s;
     dsocr_generate_params p;
     dsocr_generate_result *r = NULL;
     gsize n_want;
     g_autofree int32_t *want = golden_i32 (&fx, "greedy_tokens", &n_want);
 
-    dsocr_mm_set_pack_min (pass == 0 ? 1000 : 1);
+    dsk_mm_set_pack_min (pass == 0 ? 1000 : 1);
+    dsk_mm_force_path (pass == 2 ? 2 : 0);
     s = dsocr_session_new (fx.model, &(dsocr_session_params) { .n_threads = 3 }, &err);
     g_assert_no_error (err);
     dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
@@ -663,8 +666,9 @@ test_threads (gconstpointer data)
     dsocr_generate_result_free (r);
     dsocr_session_free (s);
   }
-  dsocr_mm_set_pack_min (0);
-  dsocr_pool_set_parallel_min (-1.0);
+  dsk_mm_set_pack_min (0);
+  dsk_mm_force_path (0);
+  dsk_pool_set_parallel_min (-1.0);
   fixture_close (&fx);
 }
 

@@ -19,10 +19,10 @@
 #include <dsocr/dsocr-model.h>
 #include <dsocr/dsocr-session.h>
 
-#include "decoder-cpu.h"
 #include "decoder.h"
 #include "dsk.h"
 #include "dsocr-test.h"
+#include "fp8.h"
 #include "indexer.h"
 #include "kv-cache.h"
 
@@ -129,6 +129,26 @@ assert_topk_sets (const int32_t *got, const int32_t *want, gsize rows, int k, co
 
 /* ---- unit: the top-k selection ---- */
 
+/* The backend's topk op on one row of @n scores: @k picks into @idx; returns how many are not
+ * -1 (the padding). */
+static int
+topk_row (const float *scores, size_t n, int k, int32_t *idx)
+{
+  char err[128];
+  dsk_backend *be = dsk_backend_new ("cpu", 1, err, sizeof err);
+  const dsk_tensor s = dsk_tensor_host_2d (scores, DSK_F32, 1, n);
+  const dsk_tensor i = dsk_tensor_host_2d (idx, DSK_I32, 1, (size_t) k);
+  int m = 0;
+
+  g_assert_nonnull (be);
+  dsk_topk (be, &i, &s);
+  g_assert_false (dsk_backend_failed (be));
+  dsk_backend_unref (be);
+  for (int j = 0; j < k; j++)
+    m += idx[j] >= 0;
+  return m;
+}
+
 static void
 test_topk_rules (void)
 {
@@ -136,19 +156,19 @@ test_topk_rules (void)
   int32_t idx[8];
 
   /* by score, lower index first among equal scores */
-  g_assert_cmpint (dsocr_indexer_topk (s, 8, 3, idx), ==, 3);
+  g_assert_cmpint (topk_row (s, 8, 3, idx), ==, 3);
   g_assert_cmpint (idx[0], ==, 2);
   g_assert_cmpint (idx[1], ==, 5);
   g_assert_cmpint (idx[2], ==, 0);
-  g_assert_cmpint (dsocr_indexer_topk (s, 8, 4, idx), ==, 4);
+  g_assert_cmpint (topk_row (s, 8, 4, idx), ==, 4);
   g_assert_cmpint (idx[3], ==, 3);
   /* masked keys are never picked: fewer visible than k pads with -1 */
-  g_assert_cmpint (dsocr_indexer_topk (s, 8, 8, idx), ==, 6);
+  g_assert_cmpint (topk_row (s, 8, 8, idx), ==, 6);
   g_assert_cmpint (idx[4], ==, 7);
   g_assert_cmpint (idx[5], ==, 4);
   g_assert_cmpint (idx[6], ==, -1);
   g_assert_cmpint (idx[7], ==, -1);
-  g_assert_cmpint (dsocr_indexer_topk (s, 2, 1, idx), ==, 1);
+  g_assert_cmpint (topk_row (s, 2, 1, idx), ==, 1);
   g_assert_cmpint (idx[0], ==, 0);
   {
     /* a larger row against a full sort */
@@ -161,7 +181,7 @@ test_topk_rules (void)
       if (i % 11 == 0)
         big[i] = -INFINITY;
     }
-    dsocr_indexer_topk (big, 300, 40, top);
+    topk_row (big, 300, 40, top);
     for (int j = 0; j < 40; j++) {
       /* top[j] must rank before every key not picked before it */
       for (int i = 0; i < 300; i++) {
@@ -189,12 +209,13 @@ test_indexer_layers (void)
   const dsocr_text_config *t;
   dsocr_indexer_weights *w;
   dsocr_indexer *ix;
-  dsocr_pool *pool;
-  dsocr_mm *mm;
   dsocr_kv_cache cache;
+  dsocr_decoder_state st = { 0 };
   const dsocr_indexer_outputs *o;
+  char msg[256];
   int L, K, half;
   g_autofree int32_t *pos = NULL;
+  g_autofree uint8_t *valid = NULL;
   g_autofree float *inv_freq = NULL, *cos_tab = NULL, *sin_tab = NULL;
 
   g_assert_no_error (err);
@@ -206,6 +227,13 @@ test_indexer_layers (void)
   L = (int) golden (g, "input_ids")->shape[1];
   K = MIN (t->index_topk, L);
 
+  /* a decoder state of one row on a 2-thread CPU backend, as the decoder would hold it */
+  st.be = dsk_backend_new ("cpu", 2, msg, sizeof msg);
+  g_assert_nonnull (st.be);
+  st.scratch = dsk_arena_new (st.be);
+  st.n_seq = 1;
+  st.n_tokens = L;
+
   /* RoPE tables as the decoder builds them: yarn frequencies of qk_rope_head_dim */
   half = t->qk_rope_head_dim / 2;
   inv_freq = g_new (float, half);
@@ -214,47 +242,61 @@ test_indexer_layers (void)
     dsk_rope_yarn yarn = { (float) r->factor, (size_t) r->original_max_position_embeddings,
                            (float) r->beta_fast, (float) r->beta_slow, (float) r->mscale,
                            (float) r->mscale_all_dim };
-    g_assert_cmpint (dsk_rope_inv_freq_cpu (inv_freq, t->qk_rope_head_dim, (float) r->theta, &yarn),
+    const dsk_tensor f = dsk_tensor_host_1d (inv_freq, DSK_F32, (size_t) half);
+    g_assert_cmpint (dsk_rope_inv_freq (inv_freq, t->qk_rope_head_dim, (float) r->theta, &yarn),
                      ==, DSK_OK);
     cos_tab = g_new (float, 64 * half);
     sin_tab = g_new (float, 64 * half);
-    dsk_rope_tables_cpu (cos_tab, sin_tab, inv_freq, t->qk_rope_head_dim, 64,
-                         (float) r->attention_factor);
+    st.cos_tab = dsk_tensor_host_2d (cos_tab, DSK_F32, 64, (size_t) half);
+    st.sin_tab = dsk_tensor_host_2d (sin_tab, DSK_F32, 64, (size_t) half);
+    dsk_rope_tables (st.be, &st.cos_tab, &st.sin_tab, &f, (float) r->attention_factor);
   }
   pos = g_new (int32_t, L);
-  for (int i = 0; i < L; i++)
+  valid = g_new (uint8_t, L);
+  for (int i = 0; i < L; i++) {
     pos[i] = i;
+    valid[i] = 1;
+  }
+  st.pos = dsk_tensor_host_1d (pos, DSK_I32, (size_t) L);
 
   w = g_new0 (dsocr_indexer_weights, t->num_hidden_layers);
   for (int l = 0; l < t->num_hidden_layers; l++) {
     dsocr_indexer_weights_load (&w[l], ckpt, cfg, l, owned, &err);
     g_assert_no_error (err);
   }
-  pool = dsocr_pool_new (2);
-  mm = dsocr_mm_new (pool);
-  ix = dsocr_indexer_new (cfg, pool, mm);
+  ix = dsocr_indexer_new (cfg);
   g_assert_nonnull (ix);
   dsocr_indexer_set_flags (ix, DSOCR_INDEXER_SCORES | DSOCR_INDEXER_TOPK, &err);
   g_assert_no_error (err);
-  dsocr_kv_cache_init (&cache, t->num_hidden_layers, 1, 64, 1, t->index_head_dim);
+  dsocr_kv_cache_init (&cache, st.be, t->num_hidden_layers, 1, 64, 1, t->index_head_dim);
   dsocr_kv_cache_reserve (&cache, L, &err);
   g_assert_no_error (err);
+  cache.n_seq = 1;
+  st.cache = &cache;
+  g_assert_true (dsocr_indexer_begin (ix, 1, L, L, &err));
   for (int l = 0; l < t->num_hidden_layers; l++) {
-    g_autofree char *xn = g_strdup_printf ("indexer.%d.x", l);
-    g_autofree char *qr = g_strdup_printf ("indexer.%d.q_resid", l);
+    g_autofree char *xn_name = g_strdup_printf ("indexer.%d.x", l);
+    g_autofree char *qr_name = g_strdup_printf ("indexer.%d.q_resid", l);
+    const dsk_tensor xn = dsk_tensor_host_2d (golden_f32 (g, xn_name), DSK_F32, (size_t) L,
+                                              (size_t) t->hidden_size);
+    const dsk_tensor qr = dsk_tensor_host_2d (golden_f32 (g, qr_name), DSK_F32, (size_t) L,
+                                              (size_t) t->q_lora_rank);
     /* a one-dim stand-in for the MLA attention: only the indexer's outputs are checked here */
-    dsk_attention_params p = { .n_q = (size_t) L, .n_kv = (size_t) L, .n_heads = 1,
-                               .n_kv_heads = 1, .d_qk = 1, .d_v = 1, .scale = 1.0f, .causal = 1 };
-    g_autofree float *out = g_new (float, L);
+    g_autofree float *out = g_new (float, L), *q1 = g_new0 (float, L), *k1 = g_new0 (float, L);
+    g_autofree float *v1 = g_new0 (float, L);
+    const size_t ne[4] = { 1, (size_t) L, 1, 1 };
+    const dsk_device host = { DSK_DEVICE_HOST, 0 };
+    const dsk_tensor to = dsk_tensor_make (out, DSK_F32, 4, ne, host);
+    const dsk_tensor tq = dsk_tensor_make (q1, DSK_F32, 4, ne, host);
+    const dsk_tensor tk = dsk_tensor_make (k1, DSK_F32, 4, ne, host);
+    const dsk_tensor tv = dsk_tensor_make (v1, DSK_F32, 4, ne, host);
+    const dsk_tensor mask = dsk_tensor_host_2d (valid, DSK_U8, 1, (size_t) L);
+    const dsk_attention_desc desc = { .scale = 1.0f, .causal = 1, .key_valid = &mask };
 
-    dsocr_indexer_prepare (ix, &w[l], l, &cache, 1, L, golden_f32 (g, xn), golden_f32 (g, qr), pos,
-                           cos_tab, sin_tab, 64, &err);
+    dsk_arena_reset (st.scratch);
+    dsocr_indexer_prepare (ix, &st, &w[l], l, &xn, &qr);
+    g_assert_true (dsocr_indexer_attention (ix, &st, 0, &to, &tq, &tk, &tv, &desc, &err));
     g_assert_no_error (err);
-    {
-      g_autofree float *q1 = g_new0 (float, L), *k1 = g_new0 (float, L), *v1 = g_new0 (float, L);
-      dsocr_indexer_attention (ix, 0, out, q1, k1, v1, &p, &err);
-      g_assert_no_error (err);
-    }
   }
   o = dsocr_indexer_get_outputs (ix);
   g_assert_nonnull (o);
@@ -275,8 +317,8 @@ test_indexer_layers (void)
   }
   dsocr_kv_cache_clear (&cache);
   dsocr_indexer_free (ix);
-  dsocr_mm_free (mm);
-  dsocr_pool_free (pool);
+  dsk_arena_free (st.scratch);
+  dsk_backend_unref (st.be);
   g_free (w);
   g_ptr_array_unref (owned);
   dsocr_checkpoint_unref (ckpt);

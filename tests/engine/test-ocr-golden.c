@@ -181,7 +181,7 @@ test_mode (gconstpointer data)
   g_assert_cmpint (pp->grid_cols, ==, json_array_get_int_element (grid, 0));
   g_assert_cmpint (pp->grid_rows, ==, json_array_get_int_element (grid, 1));
   g_assert_cmpint (pp->n_image_tokens, ==, json_object_get_int_member (facts, "n_image_tokens"));
-  dsocr_ocr_embeddings *emb = dsocr_ocr_encode (fx.ocr, pp, &err);
+  dsocr_ocr_embeddings *emb = dsocr_ocr_encode (fx.ocr, pp, NULL, &err);
   g_assert_no_error (err);
   g_assert_cmpint (dsocr_ocr_embeddings_get_n_tokens (emb), ==, pp->n_image_tokens);
   {
@@ -479,7 +479,7 @@ test_threads (void)
   dsocr_image_view view = dsocr_image_get_view (fx.page);
   dsocr_preprocessed *pp = dsocr_ocr_preprocess (&view, &p, &err);
   g_assert_no_error (err);
-  dsocr_ocr_embeddings *emb = dsocr_ocr_encode (fx.ocr, pp, &err);
+  dsocr_ocr_embeddings *emb = dsocr_ocr_encode (fx.ocr, pp, NULL, &err);
   g_assert_no_error (err);
   dsocr_ocr_prompt *prompt = dsocr_ocr_prompt_new (fx.ocr, p.prompt, pp->n_image_tokens, &err);
   g_assert_no_error (err);

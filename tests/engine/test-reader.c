@@ -105,7 +105,7 @@ test_held_out_pages (void)
     dsocr_image_view view = dsocr_image_get_view (img);
     dsocr_preprocessed *pp = dsocr_ocr_preprocess (&view, &params, &err);
     g_assert_no_error (err);
-    dsocr_ocr_embeddings *emb = dsocr_ocr_encode (ocr, pp, &err);
+    dsocr_ocr_embeddings *emb = dsocr_ocr_encode (ocr, pp, NULL, &err);
     g_assert_no_error (err);
     const char *want_text = json_object_get_string_member (tp, "text");
     chars += (gsize) g_utf8_strlen (want_text, -1);

@@ -21,6 +21,7 @@ typedef struct {
   dsocr_checkpoint *ckpt;
   dsocr_config *cfg;
   dsocr_vision *vis;
+  dsocr_vision_session *vs;   /* on a 2-thread CPU backend: items really run in parallel */
   dsocr_safetensors *golden;
 } fixture;
 
@@ -37,6 +38,13 @@ fixture_open (fixture *fx)
   g_assert_no_error (err);
   fx->vis = dsocr_vision_new (fx->ckpt, fx->cfg, &err);
   g_assert_no_error (err);
+  {
+    dsocr_backend *be = dsocr_backend_new ("cpu", 2, &err);
+    g_assert_no_error (err);
+    fx->vs = dsocr_vision_session_new (fx->vis, be, &err);
+    g_assert_no_error (err);
+    dsocr_backend_unref (be);
+  }
   golden = g_build_filename (fx->dir, "golden-vision.safetensors", NULL);
   fx->golden = dsocr_safetensors_open (golden, &err);
   g_assert_no_error (err);
@@ -45,6 +53,7 @@ fixture_open (fixture *fx)
 static void
 fixture_close (fixture *fx)
 {
+  dsocr_vision_session_free (fx->vs);
   dsocr_vision_unref (fx->vis);
   dsocr_checkpoint_unref (fx->ckpt);
   dsocr_config_free (fx->cfg);
@@ -151,7 +160,7 @@ test_mode (gconstpointer data)
 
   /* SAM */
   float *sam = g_new (float, n2 * C);
-  g_assert_true (vis_sam_forward (v, px, 1, mc->size, sam, &err));
+  g_assert_true (vis_sam_forward (fx.vs, px, 1, mc->size, sam, &err));
   g_assert_no_error (err);
   g_snprintf (name, sizeof name, "%s.sam", mc->name);
   float *want_sam = to_nhwc (golden_f32 (&fx, name, C * n2), C, n2);
@@ -161,19 +170,19 @@ test_mode (gconstpointer data)
   float *clip = g_new (float, (n2 + 1) * W);
   g_snprintf (name, sizeof name, "%s.clip", mc->name);
   const float *want_clip = golden_f32 (&fx, name, (n2 + 1) * W);
-  g_assert_true (vis_clip_forward (v, want_sam, 1, n, clip, &err));
+  g_assert_true (vis_clip_forward (fx.vs, want_sam, 1, n, clip, &err));
   g_assert_no_error (err);
   assert_close (clip, want_clip, (n2 + 1) * W, name);
-  g_assert_true (vis_clip_forward (v, sam, 1, n, clip, &err));
+  g_assert_true (vis_clip_forward (fx.vs, sam, 1, n, clip, &err));
   assert_close (clip, want_clip, (n2 + 1) * W, "clip (chained)");
 
   /* projector, from the reference's inputs and chained */
   float *proj = g_new (float, n2 * E);
   g_snprintf (name, sizeof name, "%s.proj", mc->name);
   const float *want_proj = golden_f32 (&fx, name, n2 * E);
-  g_assert_true (vis_project (v, want_clip, want_sam, 1, (int) n2, proj, &err));
+  g_assert_true (vis_project (fx.vs, want_clip, want_sam, 1, (int) n2, proj, &err));
   assert_close (proj, want_proj, n2 * E, name);
-  g_assert_true (vis_project (v, clip, sam, 1, (int) n2, proj, &err));
+  g_assert_true (vis_project (fx.vs, clip, sam, 1, (int) n2, proj, &err));
   assert_close (proj, want_proj, n2 * E, "proj (chained)");
 
   /* packing of a view without tiles */
@@ -208,7 +217,7 @@ test_position_tables (void)
   for (gsize i = 0; i < G_N_ELEMENTS (sam_sides); i++) {
     const int s = sam_sides[i];
     float *pos = g_new (float, (gsize) s * s * D);
-    g_assert_true (vis_sam_pos (v, s, pos, &err));
+    g_assert_true (vis_sam_pos (fx.vs, s, pos, &err));
     g_assert_no_error (err);
     g_snprintf (name, sizeof name, "interp.sam_pos.%d", s);
     assert_close (pos, golden_f32 (&fx, name, (gsize) s * s * D), (gsize) s * s * D, name);
@@ -216,10 +225,10 @@ test_position_tables (void)
 
     const gsize len = 2 * (gsize) s - 1;
     float *th = g_new (float, len * hd), *tw = g_new (float, len * hd);
-    g_assert_true (vis_sam_rel_tables (v, 1, s, th, tw, &err));
+    g_assert_true (vis_sam_rel_tables (fx.vs, 1, s, th, tw, &err));
     g_snprintf (name, sizeof name, "interp.sam_rel_h.%d", s);
     assert_close (th, golden_f32 (&fx, name, len * hd), len * hd, name);
-    g_assert_true (vis_sam_rel_tables (v, 3, s, th, tw, &err));
+    g_assert_true (vis_sam_rel_tables (fx.vs, 3, s, th, tw, &err));
     g_snprintf (name, sizeof name, "interp.sam_rel_w.%d", s);
     assert_close (tw, golden_f32 (&fx, name, len * hd), len * hd, name);
     g_free (th);
@@ -231,7 +240,7 @@ test_position_tables (void)
     const int s = clip_sides[i];
     const gsize n = ((gsize) s * s + 1) * W;
     float *pos = g_new (float, n);
-    g_assert_true (vis_clip_pos (v, s, pos, &err));
+    g_assert_true (vis_clip_pos (fx.vs, s, pos, &err));
     g_assert_no_error (err);
     g_snprintf (name, sizeof name, "interp.clip_pos.%d", s);
     assert_close (pos, golden_f32 (&fx, name, n), n, name);
@@ -318,7 +327,7 @@ test_encode_gundam (void)
   pp.view_size = 1024;
   pp.n_image_tokens = dsocr_preprocess_n_image_tokens (DSOCR_MODE_GUNDAM, 2, 3);
 
-  dsocr_tensor *emb = dsocr_vision_encode (fx.vis, &pp, &err);
+  dsocr_tensor *emb = dsocr_vision_encode (fx.vs, &pp, &err);
   g_assert_no_error (err);
   g_assert_cmpint (emb->dtype, ==, DSOCR_DTYPE_F32);
   g_assert_cmpint (emb->n_dims, ==, 2);
@@ -329,7 +338,7 @@ test_encode_gundam (void)
 
   /* a placeholder count that does not match the views is refused */
   pp.n_image_tokens = 902;
-  g_assert_null (dsocr_vision_encode (fx.vis, &pp, &err));
+  g_assert_null (dsocr_vision_encode (fx.vs, &pp, &err));
   g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
   g_clear_error (&err);
 
@@ -358,7 +367,7 @@ test_encode_tiny_bf16 (void)
   pp.n_image_tokens = dsocr_preprocess_n_image_tokens (DSOCR_MODE_TINY, 1, 1);
   g_assert_cmpint (pp.n_image_tokens, ==, 73);
 
-  dsocr_tensor *emb = dsocr_vision_encode (fx.vis, &pp, &err);
+  dsocr_tensor *emb = dsocr_vision_encode (fx.vs, &pp, &err);
   g_assert_no_error (err);
   assert_close (emb->data, golden_f32 (&fx, "tiny.packed", 73 * E), 73 * E, "tiny.packed");
 
@@ -366,7 +375,7 @@ test_encode_tiny_bf16 (void)
   float *view = g_new (float, 64 * E);
   for (gsize i = 0; i < 3 * 512 * 512; i++)
     px[i] += px[i] * 1e-4f;
-  g_assert_true (dsocr_vision_encode_view (fx.vis, px, 512, view, &err));
+  g_assert_true (dsocr_vision_encode_view (fx.vs, px, 512, view, &err));
   assert_close (view, golden_f32 (&fx, "tiny.proj", 64 * E), 64 * E, "tiny.proj");
 
   dsocr_tensor_free (emb);
@@ -398,7 +407,7 @@ test_preprocess_integration (void)
   g_assert_no_error (err);
   g_assert_cmpint (pp->n_tiles, >, 0);
 
-  dsocr_tensor *emb = dsocr_vision_encode (fx.vis, pp, &err);
+  dsocr_tensor *emb = dsocr_vision_encode (fx.vs, pp, &err);
   g_assert_no_error (err);
   g_assert_cmpint (emb->shape[0], ==, pp->n_image_tokens);
   g_assert_cmpint (emb->shape[1], ==, (int64_t) E);
@@ -407,7 +416,7 @@ test_preprocess_integration (void)
     g_assert_true (isfinite (e[i]));
 
   float *glob = g_new (float, 256 * E);
-  g_assert_true (dsocr_vision_encode_view (fx.vis, pp->global->data, 1024, glob, &err));
+  g_assert_true (dsocr_vision_encode_view (fx.vs, pp->global->data, 1024, glob, &err));
   const float *gpart = e + ((gsize) pp->n_image_tokens - 273) * E;
   for (int y = 0; y < 16; y++)
     g_assert_cmpmem (gpart + (gsize) y * 17 * E, 16 * E * sizeof (float),
@@ -437,10 +446,10 @@ test_batch (void)
     for (gsize i = 0; i < 3 * per; i++)
       px[i] = (float) ((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     float *batch = g_new (float, 3 * rows), *one = g_new (float, rows);
-    g_assert_true (dsocr_vision_encode_views (fx.vis, px, 3, S, batch, &err));
+    g_assert_true (dsocr_vision_encode_views (fx.vs, px, 3, S, batch, &err));
     g_assert_no_error (err);
     for (int v = 0; v < 3; v++) {
-      g_assert_true (dsocr_vision_encode_view (fx.vis, px + v * per, S, one, &err));
+      g_assert_true (dsocr_vision_encode_view (fx.vs, px + v * per, S, one, &err));
       assert_close (batch + v * rows, one, rows, "batched view");
     }
     g_free (px);
@@ -466,11 +475,11 @@ test_batch (void)
     g_free (rgb);
   }
   dsocr_tensor *batched[3];
-  g_assert_true (dsocr_vision_encode_batch (fx.vis, (const dsocr_preprocessed *const *) pps, 3,
+  g_assert_true (dsocr_vision_encode_batch (fx.vs, (const dsocr_preprocessed *const *) pps, 3,
                                             batched, &err));
   g_assert_no_error (err);
   for (int i = 0; i < 3; i++) {
-    dsocr_tensor *alone = dsocr_vision_encode (fx.vis, pps[i], &err);
+    dsocr_tensor *alone = dsocr_vision_encode (fx.vs, pps[i], &err);
     g_assert_no_error (err);
     g_assert_cmpint (batched[i]->shape[0], ==, alone->shape[0]);
     assert_close (batched[i]->data, alone->data, (gsize) alone->shape[0] * E, "batched image");
@@ -479,7 +488,7 @@ test_batch (void)
   }
   /* a bad image fails the batch and leaves no output behind */
   pps[1]->n_image_tokens++;
-  g_assert_false (dsocr_vision_encode_batch (fx.vis, (const dsocr_preprocessed *const *) pps,
+  g_assert_false (dsocr_vision_encode_batch (fx.vs, (const dsocr_preprocessed *const *) pps,
                                              3, batched, &err));
   g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
   g_clear_error (&err);
@@ -489,10 +498,10 @@ test_batch (void)
   }
 
   float px[3 * 64 * 64] = { 0 }, out[1];
-  g_assert_false (dsocr_vision_encode_views (fx.vis, px, 0, 64, out, &err));
+  g_assert_false (dsocr_vision_encode_views (fx.vs, px, 0, 64, out, &err));
   g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
   g_clear_error (&err);
-  g_assert_false (dsocr_vision_encode_views (fx.vis, px, DSOCR_VISION_MAX_VIEWS + 1, 64, out,
+  g_assert_false (dsocr_vision_encode_views (fx.vs, px, DSOCR_VISION_MAX_VIEWS + 1, 64, out,
                                              &err));
   g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
   g_clear_error (&err);
@@ -508,7 +517,7 @@ test_errors (void)
   float px[3 * 24 * 24] = { 0 }, out[16];
 
   /* not a multiple of the patch */
-  g_assert_false (dsocr_vision_encode_view (fx.vis, px, 24, out, &err));
+  g_assert_false (dsocr_vision_encode_view (fx.vs, px, 24, out, &err));
   g_assert_error (err, DSOCR_ERROR, DSOCR_ERROR_INVALID);
   g_clear_error (&err);
   g_assert_cmpint (dsocr_vision_grid_side (fx.vis, 0), ==, 0);

@@ -99,7 +99,10 @@ typedef struct {
   int ngram_window;            /* WINDOW only; 0: DSOCR_OCR_NGRAM_WINDOW_SIZE */
   const int32_t *ngram_whitelist; /* WINDOW only; NULL: the tokenizer's <td> and </td> ids */
   int n_ngram_whitelist;
-  int n_threads;               /* decoder threads; 0: all processors */
+  int n_threads;               /* threads of a CPU backend made for the call (when @backend
+                                * is NULL); 0: all processors */
+  dsocr_backend *backend;      /* (transfer none) where to compute, e.g. an element's backend
+                                * kept between pages; NULL: one made for the call */
 
   /* Post-processing (page numbering, the PDF script's newline collapsing). */
   dsocr_result_options result;
@@ -171,10 +174,12 @@ dsocr_result *dsocr_ocr_run (dsocr_ocr *ocr, const dsocr_image_view *image,
 dsocr_preprocessed *dsocr_ocr_preprocess (const dsocr_image_view *image,
                                           const dsocr_ocr_params *params, GError **error);
 
-/* Step 3: encodes and packs the views of @pp (transfer none).
+/* Step 3: encodes and packs the views of @pp (transfer none) on @backend (NULL: a CPU
+ * backend made for the call). A stream of images is faster through its own
+ * dsocr_vision_session (dsocr-vision.h), whose scratch memory stays sized between calls.
  * Returns (transfer full) immutable embeddings with one reference, or NULL with @error set. */
 dsocr_ocr_embeddings *dsocr_ocr_encode (const dsocr_ocr *ocr, const dsocr_preprocessed *pp,
-                                        GError **error);
+                                        dsocr_backend *backend, GError **error);
 
 /* Wraps embeddings computed elsewhere: @tensor (transfer full, owned also on failure) is an
  * F32 CPU tensor [n_tokens, n_embed]; @image_width x @image_height is the original image
@@ -212,7 +217,7 @@ gboolean dsocr_ocr_prompt_fill_batch (const dsocr_ocr_prompt *prompt,
                                       const dsocr_ocr_embeddings *emb, dsocr_batch *batch,
                                       GError **error);
 
-/* Steps 4-6 on a new session of @ocr's decoder. @prompt (nullable): the prompt, else one built
+/* Steps 4-6 on a new session of @ocr's decoder, on @params->backend. @prompt (nullable): the prompt, else one built
  * from @params->prompt for @emb. @params (nullable): defaults. Returns (transfer full) as
  * dsocr_ocr_run(). */
 dsocr_result *dsocr_ocr_generate (const dsocr_ocr *ocr, const dsocr_ocr_embeddings *emb,

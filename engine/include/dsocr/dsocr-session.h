@@ -24,8 +24,11 @@
  * (index_head_dim) for DeepSeek-V3.2 (dsocr-indexer.h). It grows on demand up to n_ctx columns.
  *
  * Activations are float32; weights stay in the checkpoint's dtype and are widened on the fly.
+ * The session computes on its backend (dsocr-backend.h): the one its params name, shared with
+ * whoever else holds it, or else a CPU backend of its own with n_threads threads.
  *
- * A session is not thread-safe: use one per thread (they may share the model).
+ * A session is not thread-safe: use one per thread (they may share the model, and a backend
+ * if they never compute at the same time).
  */
 #ifndef DSOCR_SESSION_H
 #define DSOCR_SESSION_H
@@ -33,6 +36,7 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include <dsocr/dsocr-backend.h>
 #include <dsocr/dsocr-model.h>
 #include <dsocr/dsocr-tensor.h>
 
@@ -55,8 +59,11 @@ typedef struct {
   int n_seq_max;            /* most rows a batch may have; 0: 1 (the default) */
   int n_ctx;                /* most columns a row may cache (prompt + generated); 0: the
                              * config's max_position_embeddings */
-  int n_threads;            /* threads for matrix products and attention; 0: all processors */
+  int n_threads;            /* threads of the session's own CPU backend (when @backend is
+                             * NULL); 0: all processors */
   dsocr_mla_form mla_form;  /* default AUTO */
+  dsocr_backend *backend;   /* (transfer none) where to compute; the session takes a
+                             * reference. NULL: a CPU backend of its own */
 } dsocr_session_params;
 
 /* Fills @params with the defaults above (a zeroed struct means the same). */
@@ -116,6 +123,8 @@ void dsocr_session_reset (dsocr_session *session);
 
 /* The model (transfer none). */
 dsocr_model *dsocr_session_get_model (const dsocr_session *session);
+/* The backend it computes on (transfer none). */
+dsocr_backend *dsocr_session_get_backend (const dsocr_session *session);
 /* Cached columns per row (0 after _new or _reset). */
 int dsocr_session_get_n_past (const dsocr_session *session);
 /* Rows of the current sequences (0 while the cache is empty). */

@@ -3,11 +3,13 @@
  * that replaces the image placeholder tokens of the prompt.
  *
  *   dsocr_vision *vis = dsocr_vision_new (ckpt, cfg, &error);        // DeepSeek-OCR only
+ *   dsocr_vision_session *vs = dsocr_vision_session_new (vis, NULL, &error);   // per stream
  *   dsocr_preprocessed *pp = dsocr_preprocess (&view, &params, &error);
- *   dsocr_tensor *emb = dsocr_vision_encode (vis, pp, &error);
+ *   dsocr_tensor *emb = dsocr_vision_encode (vs, pp, &error);
  *   // emb: [pp->n_image_tokens, n_embed] f32, written over the placeholders in order
  *   dsocr_tensor_free (emb);
  *   dsocr_preprocessed_free (pp);
+ *   dsocr_vision_session_free (vs);
  *   dsocr_vision_unref (vis);
  *
  * What it computes (the reference is deepencoder/ and DeepseekOCRForCausalLM.
@@ -27,7 +29,9 @@
  *   rows * 10 * (cols * 10 + 1) + n * (n + 1) + 1 embeddings.
  *
  * Ownership: the tower borrows its weights from the checkpoint, on which it holds a
- * reference; it is immutable once built and may encode on any number of threads at once.
+ * reference; it is immutable once built and shared by any number of vision sessions. A vision
+ * session encodes on one backend (dsocr-backend.h) with its own scratch memory, sized by its
+ * first views and kept for the next: one session per thread that encodes.
  * Errors are DSOCR_ERROR_SHAPE (missing or misshapen tensor, named), DSOCR_ERROR_UNSUPPORTED
  * (a weight dtype other than F32/BF16/F16, a config that is not DeepSeek-OCR),
  * DSOCR_ERROR_INVALID (a bad view size or tile grid) and DSOCR_ERROR_NOMEM.
@@ -37,6 +41,7 @@
 
 #include <glib.h>
 
+#include <dsocr/dsocr-backend.h>
 #include <dsocr/dsocr-checkpoint.h>
 #include <dsocr/dsocr-config.h>
 #include <dsocr/dsocr-preprocess.h>
@@ -45,6 +50,7 @@
 G_BEGIN_DECLS
 
 typedef struct dsocr_vision dsocr_vision;
+typedef struct dsocr_vision_session dsocr_vision_session;
 
 /* Builds the tower from @ckpt (model.sam_model.*, model.vision_model.*, model.projector.*,
  * model.image_newline, model.view_seperator, or their transformers-native names) with the
@@ -66,6 +72,16 @@ int dsocr_vision_get_n_embed (const dsocr_vision *vision);
  * when @size is not a positive multiple of SAM's patch size (16). */
 int dsocr_vision_grid_side (const dsocr_vision *vision, int size);
 
+/* A session encoding with @vision (referenced) on @backend (referenced; NULL: a CPU backend
+ * of its own using every processor). Returns (transfer full) the session, or NULL with @error
+ * (DSOCR_ERROR_DEVICE, DSOCR_ERROR_NOMEM when the weights cannot be prepared there). */
+dsocr_vision_session *dsocr_vision_session_new (dsocr_vision *vision, dsocr_backend *backend,
+                                                GError **error);
+void dsocr_vision_session_free (dsocr_vision_session *session);
+/* The tower and the backend (transfer none). */
+dsocr_vision *dsocr_vision_session_get_vision (const dsocr_vision_session *session);
+dsocr_backend *dsocr_vision_session_get_backend (const dsocr_vision_session *session);
+
 /* Most views dsocr_vision_encode_views() takes in one call. */
 #define DSOCR_VISION_MAX_VIEWS 256
 /* Views of one size dsocr_vision_encode() and _encode_batch() encode per call of
@@ -75,8 +91,8 @@ int dsocr_vision_grid_side (const dsocr_vision *vision, int size);
 /* Encodes one view: @pixels [3, size, size] normalised as dsocr_preprocess() writes them ->
  * @out [n * n, n_embed], n = dsocr_vision_grid_side(). @pixels and @out are (transfer none).
  * FALSE with DSOCR_ERROR_INVALID for a bad size, or DSOCR_ERROR_NOMEM. */
-gboolean dsocr_vision_encode_view (const dsocr_vision *vision, const float *pixels, int size,
-                                   float *out, GError **error);
+gboolean dsocr_vision_encode_view (dsocr_vision_session *session, const float *pixels,
+                                   int size, float *out, GError **error);
 
 /* Encodes @n_views views of one size as a batch: @pixels [n_views, 3, size, size] ->
  * @out [n_views, n * n, n_embed]. The linear layers run once over the tokens of all views,
@@ -84,8 +100,8 @@ gboolean dsocr_vision_encode_view (const dsocr_vision *vision, const float *pixe
  * view i's rows equal dsocr_vision_encode_view() on it. Memory for activations grows with
  * @n_views (1 .. DSOCR_VISION_MAX_VIEWS). Errors as dsocr_vision_encode_view(), plus
  * DSOCR_ERROR_INVALID for @n_views out of range. */
-gboolean dsocr_vision_encode_views (const dsocr_vision *vision, const float *pixels, int n_views,
-                                    int size, float *out, GError **error);
+gboolean dsocr_vision_encode_views (dsocr_vision_session *session, const float *pixels,
+                                    int n_views, int size, float *out, GError **error);
 
 /* Number of embeddings dsocr_vision_pack() writes: n (n + 1) + 1, plus (m rows)(m cols + 1)
  * when there are tiles (@cols * @rows > 0; pass 0, 0 for none). -1 for negative arguments. */
@@ -102,7 +118,7 @@ gboolean dsocr_vision_pack (const dsocr_vision *vision, const float *global, int
 /* The whole image: encodes @pp's global view and tiles (F32 or BF16 pixel tensors) and packs
  * them. Returns (transfer full) an F32 tensor [n_tokens, n_embed] with n_tokens equal to
  * @pp->n_image_tokens, or NULL with @error set. */
-dsocr_tensor *dsocr_vision_encode (const dsocr_vision *vision, const dsocr_preprocessed *pp,
+dsocr_tensor *dsocr_vision_encode (dsocr_vision_session *session, const dsocr_preprocessed *pp,
                                    GError **error);
 
 /* Encodes @n_images images as one batch: the views of all images (their tiles and global
@@ -110,7 +126,7 @@ dsocr_tensor *dsocr_vision_encode (const dsocr_vision *vision, const dsocr_prepr
  * @pps: (array length=n_images) (transfer none); @out: (array length=n_images) receives
  * (transfer full) one tensor per image, equal to dsocr_vision_encode() of it.
  * On failure every out[i] is NULL and @error is set. */
-gboolean dsocr_vision_encode_batch (const dsocr_vision *vision,
+gboolean dsocr_vision_encode_batch (dsocr_vision_session *session,
                                     const dsocr_preprocessed *const *pps, int n_images,
                                     dsocr_tensor **out, GError **error);
 

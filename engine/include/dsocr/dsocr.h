@@ -11,6 +11,7 @@
 #define DSOCR_H
 
 #include <dsocr/dsocr-error.h>
+#include <dsocr/dsocr-backend.h>
 #include <dsocr/dsocr-tensor.h>
 #include <dsocr/dsocr-safetensors.h>
 #include <dsocr/dsocr-checkpoint.h>

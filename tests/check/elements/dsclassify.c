@@ -321,10 +321,13 @@ GST_START_TEST (test_state_cycles)
 
   for (i = 0; i < 4; i++) {
     GstFlowReturn ret;
+    GstBuffer *buf = text_buffer (ROW0_TEXT);
 
     fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING) ==
         GST_STATE_CHANGE_FAILURE);
-    g_signal_emit_by_name (src, "push-buffer", text_buffer (ROW0_TEXT), &ret);
+    /* the action signal takes a reference of its own */
+    g_signal_emit_by_name (src, "push-buffer", buf, &ret);
+    gst_buffer_unref (buf);
     g_signal_emit_by_name (src, "end-of-stream", &ret);
     if (i % 2 == 0) {
       GPtrArray *msgs = check_wait_eos (bus, 60 * GST_SECOND);

@@ -414,6 +414,43 @@ GST_START_TEST (test_cuda_refused)
 
 GST_END_TEST;
 
+/* n-threads sizes the element's own thread pool, which the dsocr-model message names. */
+GST_START_TEST (test_n_threads)
+{
+  gchar *dir = tiny_ocr_dir ();
+  GstElement *e = gst_element_factory_make ("dsocrencode", NULL);
+  GstBus *bus = gst_bus_new ();
+  GPtrArray *msgs, *models;
+  const gchar *backend;
+  gint n = -1;
+
+  fail_unless (e != NULL);
+  g_object_get (e, "n-threads", &n, NULL);
+  fail_unless_equals_int (n, 0);
+  g_object_set (e, "model-location", dir, "n-threads", 2, NULL);
+  g_object_get (e, "n-threads", &n, NULL);
+  fail_unless_equals_int (n, 2);
+  gst_element_set_bus (e, bus);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+  msgs = check_bus_messages (bus);
+  models = check_element_messages (msgs, "dsocr-model");
+  fail_unless_equals_int (models->len, 1);
+  backend = gst_structure_get_string (g_ptr_array_index (models, 0), "backend");
+  fail_unless (backend != NULL);
+  fail_unless (g_str_has_prefix (backend, "cpu (2 threads"), "%s", backend);
+  g_ptr_array_unref (models);
+  g_ptr_array_unref (msgs);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL),
+      GST_STATE_CHANGE_SUCCESS);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_unsupported_caps)
 {
   GstElement *e = gst_element_factory_make ("dsocrencode", NULL);
@@ -551,6 +588,7 @@ dsocrencode_suite (void)
   tcase_add_test (tc, test_corrupt_model);
   tcase_add_test (tc, test_text_only_model);
   tcase_add_test (tc, test_cuda_refused);
+  tcase_add_test (tc, test_n_threads);
   tcase_add_test (tc, test_unsupported_caps);
   tcase_add_test (tc, test_missing_tiles);
   tcase_add_test (tc, test_shared_model);

@@ -133,7 +133,7 @@ check_embeddings (dsocr_ocr * ocr, Page * page, GstBuffer * decoded, gint index)
   page_params (&params, index);
   pp = dsocr_ocr_preprocess (&view, &params, &err);
   fail_unless (pp != NULL, "%s", err ? err->message : "");
-  emb = dsocr_ocr_encode (ocr, pp, &err);
+  emb = dsocr_ocr_encode (ocr, pp, NULL, &err);
   fail_unless (emb != NULL, "%s", err ? err->message : "");
   want = dsocr_ocr_embeddings_get_tensor (emb);
   fail_unless_equals_int (got->dtype, DSOCR_DTYPE_F32);

@@ -1,0 +1,792 @@
+/* linear.c: matrix products with the weights in their stored dtype, on the CPU backend's pool
+ * (linear.h).
+ *
+ * Every product (and the whole set of experts of a MoE layer) is a list of work items, blocks
+ * of weight rows, handed out dynamically to the pool's threads. Each weight block is read from
+ * memory once per product, whatever the number of tokens.
+ *
+ * Kernels (chosen at run time by CPUID): AVX-512 (a register-blocked product on f32-widened
+ * weight rows and a packed copy of the tokens for many-token products; weights widened in
+ * registers for few tokens), AVX2 + FMA (the latter), and plain C. f32 accumulation
+ * throughout. Many-row products can instead go to OpenBLAS's sgemm (single-threaded inside an
+ * item, on a block of widened weight rows), whose packing and blocking win once the rows are
+ * many: linear.h says where the line is drawn and why.
+ */
+#include "linear.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsocr-build-config.h"
+#include "dsk-cpu.h"
+
+#if DSOCR_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+/* ==== kernels ====
+ *
+ * tile: out[t][r] = x_t · w_r for 1 or 4 token rows and 4 weight rows, the weights widened in
+ * registers; sums lanes at the end. Used for few tokens (decode reads each weight once and is
+ * bound by memory) and as the only kernel without AVX-512.
+ * packed (AVX-512): 8 f32 weight rows x 16 or 32 tokens of a packed x ([k][token]); each
+ * weight is broadcast against 16 tokens, so the accumulators hold finished outputs. */
+
+#define TILE 4
+#define ROW_BLOCK 16   /* weight rows per work item (a multiple of 8) */
+
+typedef struct {
+  const float *x[TILE];
+  const void *w[TILE];
+} tile_args;
+
+typedef void (*tile_fn) (const tile_args *a, int nt, size_t in, float out[TILE][TILE]);
+typedef void (*widen_fn) (float *dst, const void *src, size_t n);
+typedef void (*packed_fn) (const float *w, size_t in, const float *xp, size_t ldx, int nv,
+                           float out[8][32]);
+
+typedef struct {
+  tile_fn tile[DSK_N_DTYPES];   /* F32, BF16 and F16 set */
+  widen_fn widen[DSK_N_DTYPES]; /* BF16 and F16 set */
+  packed_fn packed;             /* NULL without AVX-512 */
+} kernels;
+
+#define weight_at dsk_cpu_weight_at
+
+static inline void
+tile_generic_body (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])
+{
+  for (int t = 0; t < nt; t++)
+    for (int r = 0; r < TILE; r++) {
+      float acc = 0.0f;
+      for (size_t k = 0; k < in; k++)
+        acc += a->x[t][k] * weight_at (a->w[r], dt, k);
+      out[t][r] = acc;
+    }
+}
+
+static void
+widen_generic_bf16 (float *dst, const void *src, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    dst[i] = dsk_bf16_to_f32 (((const uint16_t *) src)[i]);
+}
+
+static void
+widen_generic_f16 (float *dst, const void *src, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    dst[i] = dsk_f16_to_f32 (((const uint16_t *) src)[i]);
+}
+
+/* One wrapper per weight dtype, so the dtype is a constant inside the loops. */
+#define TILE_WRAPPERS(NAME, ATTR, BODY)                                                       \
+  static ATTR void NAME##_f32 (const tile_args *a, int nt, size_t in, float out[TILE][TILE])  \
+  {                                                                                           \
+    BODY (a, nt, DSK_F32, in, out);                                                           \
+  }                                                                                           \
+  static ATTR void NAME##_bf16 (const tile_args *a, int nt, size_t in, float out[TILE][TILE]) \
+  {                                                                                           \
+    BODY (a, nt, DSK_BF16, in, out);                                                          \
+  }                                                                                           \
+  static ATTR void NAME##_f16 (const tile_args *a, int nt, size_t in, float out[TILE][TILE])  \
+  {                                                                                           \
+    BODY (a, nt, DSK_F16, in, out);                                                           \
+  }
+
+TILE_WRAPPERS (tile_generic, , tile_generic_body)
+
+static const kernels kernels_generic = {
+  .tile = { [DSK_F32] = tile_generic_f32, [DSK_BF16] = tile_generic_bf16,
+            [DSK_F16] = tile_generic_f16 },
+  .widen = { [DSK_BF16] = widen_generic_bf16, [DSK_F16] = widen_generic_f16 },
+};
+
+#if DSK_X86_SIMD
+
+typedef float vf16 __attribute__ ((vector_size (64)));
+typedef float vf8 __attribute__ ((vector_size (32)));
+
+static inline __attribute__ ((always_inline, target ("avx512f,fma"))) vf16
+load_avx512 (const void *w, dsk_dtype dt, size_t k)
+{
+  __m512 f;
+  vf16 v;
+  if (dt == DSK_F32)
+    f = _mm512_loadu_ps ((const float *) w + k);
+  else if (dt == DSK_F16)
+    f = _mm512_cvtph_ps (_mm256_loadu_si256 ((const __m256i *) ((const uint16_t *) w + k)));
+  else
+    f = _mm512_castsi512_ps (_mm512_slli_epi32 (
+        _mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) ((const uint16_t *) w + k))),
+        16));
+  memcpy (&v, &f, sizeof v);
+  return v;
+}
+
+static inline __attribute__ ((always_inline, target ("avx2,fma,f16c"))) vf8
+load_avx2 (const void *w, dsk_dtype dt, size_t k)
+{
+  __m256 f;
+  vf8 v;
+  if (dt == DSK_F32)
+    f = _mm256_loadu_ps ((const float *) w + k);
+  else if (dt == DSK_F16)
+    f = _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) ((const uint16_t *) w + k)));
+  else
+    f = _mm256_castsi256_ps (_mm256_slli_epi32 (
+        _mm256_cvtepu16_epi32 (_mm_loadu_si128 ((const __m128i *) ((const uint16_t *) w + k))),
+        16));
+  memcpy (&v, &f, sizeof v);
+  return v;
+}
+
+/* One instruction set's tile and widening: VW floats per vector VF, LOAD reads VW weights as
+ * f32. Row tails shorter than a vector are summed in plain C. */
+#define DEFINE_TILE(NAME, TARGET, VW, VF, LOAD)                                              \
+  static inline __attribute__ ((always_inline, target (TARGET))) void                        \
+  NAME##_body (const tile_args *a, int nt, dsk_dtype dt, size_t in, float out[TILE][TILE])  \
+  {                                                                                          \
+    VF acc[TILE][TILE];                                                                      \
+    size_t k = 0;                                                                            \
+    memset (acc, 0, sizeof acc);                                                             \
+    if (nt == 1) {                                                                           \
+      for (; k + VW <= in; k += VW) {                                                        \
+        VF xv;                                                                               \
+        memcpy (&xv, a->x[0] + k, sizeof xv);                                                \
+        for (int r = 0; r < TILE; r++)                                                       \
+          acc[0][r] += xv * LOAD (a->w[r], dt, k);                                           \
+      }                                                                                      \
+    } else {                                                                                 \
+      for (; k + VW <= in; k += VW) {                                                        \
+        VF xv[TILE], wv[TILE];                                                               \
+        for (int t = 0; t < TILE; t++)                                                       \
+          memcpy (&xv[t], a->x[t] + k, sizeof xv[t]);                                        \
+        for (int r = 0; r < TILE; r++)                                                       \
+          wv[r] = LOAD (a->w[r], dt, k);                                                     \
+        for (int t = 0; t < TILE; t++)                                                       \
+          for (int r = 0; r < TILE; r++)                                                     \
+            acc[t][r] += xv[t] * wv[r];                                                      \
+      }                                                                                      \
+    }                                                                                        \
+    for (int t = 0; t < nt; t++)                                                             \
+      for (int r = 0; r < TILE; r++) {                                                       \
+        float sum = 0.0f;                                                                    \
+        for (int l = 0; l < VW; l++)                                                         \
+          sum += acc[t][r][l];                                                               \
+        for (size_t kk = k; kk < in; kk++)                                                   \
+          sum += a->x[t][kk] * weight_at (a->w[r], dt, kk);                                  \
+        out[t][r] = sum;                                                                     \
+      }                                                                                      \
+  }                                                                                          \
+  TILE_WRAPPERS (NAME, __attribute__ ((target (TARGET))), NAME##_body)                       \
+  static __attribute__ ((target (TARGET))) void                                              \
+  NAME##_widen_bf16 (float *dst, const void *src, size_t n)                                  \
+  {                                                                                          \
+    size_t k = 0;                                                                            \
+    for (; k + VW <= n; k += VW) {                                                           \
+      VF v = LOAD (src, DSK_BF16, k);                                                        \
+      memcpy (dst + k, &v, sizeof v);                                                        \
+    }                                                                                        \
+    widen_generic_bf16 (dst + k, (const uint16_t *) src + k, n - k);                         \
+  }                                                                                          \
+  static __attribute__ ((target (TARGET))) void                                              \
+  NAME##_widen_f16 (float *dst, const void *src, size_t n)                                   \
+  {                                                                                          \
+    size_t k = 0;                                                                            \
+    for (; k + VW <= n; k += VW) {                                                           \
+      VF v = LOAD (src, DSK_F16, k);                                                         \
+      memcpy (dst + k, &v, sizeof v);                                                        \
+    }                                                                                        \
+    widen_generic_f16 (dst + k, (const uint16_t *) src + k, n - k);                          \
+  }
+
+DEFINE_TILE (tile_avx512, "avx512f,fma", 16, vf16, load_avx512)
+DEFINE_TILE (tile_avx2, "avx2,fma,f16c", 8, vf8, load_avx2)
+
+static inline __attribute__ ((always_inline, target ("avx512f,fma"))) void
+packed_avx512_body (const float *w, size_t in, const float *xp, size_t ldx, int nv,
+                    float out[8][32])
+{
+  __m512 acc[8][2];
+
+  for (int r = 0; r < 8; r++)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
+  for (size_t k = 0; k < in; k++) {
+    const __m512 x0 = _mm512_loadu_ps (xp + k * ldx);
+    const __m512 x1 = nv == 2 ? _mm512_loadu_ps (xp + k * ldx + 16) : x0;
+    for (int r = 0; r < 8; r++) {
+      const __m512 wv = _mm512_set1_ps (w[r * in + k]);
+      acc[r][0] = _mm512_fmadd_ps (wv, x0, acc[r][0]);
+      if (nv == 2)
+        acc[r][1] = _mm512_fmadd_ps (wv, x1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < 8; r++) {
+    _mm512_storeu_ps (out[r], acc[r][0]);
+    if (nv == 2)
+      _mm512_storeu_ps (out[r] + 16, acc[r][1]);
+  }
+}
+
+static __attribute__ ((target ("avx512f,fma"))) void
+packed_avx512 (const float *w, size_t in, const float *xp, size_t ldx, int nv, float out[8][32])
+{
+  if (nv == 2)
+    packed_avx512_body (w, in, xp, ldx, 2, out);
+  else
+    packed_avx512_body (w, in, xp, ldx, 1, out);
+}
+
+static const kernels kernels_avx512 = {
+  .tile = { [DSK_F32] = tile_avx512_f32, [DSK_BF16] = tile_avx512_bf16,
+            [DSK_F16] = tile_avx512_f16 },
+  .widen = { [DSK_BF16] = tile_avx512_widen_bf16, [DSK_F16] = tile_avx512_widen_f16 },
+  .packed = packed_avx512,
+};
+
+static const kernels kernels_avx2 = {
+  .tile = { [DSK_F32] = tile_avx2_f32, [DSK_BF16] = tile_avx2_bf16, [DSK_F16] = tile_avx2_f16 },
+  .widen = { [DSK_BF16] = tile_avx2_widen_bf16, [DSK_F16] = tile_avx2_widen_f16 },
+};
+#endif
+
+/* ==== the products ==== */
+
+static dsk_mm_kernels forced = DSK_MM_KERNELS_AUTO;
+static int pack_min = 16;
+static int forced_path;   /* 0 automatic, 1 kernels only, 2 BLAS for every n > GEMV_MAX */
+
+void
+dsk_mm_force_kernels (dsk_mm_kernels which)
+{
+  forced = which;
+}
+
+void
+dsk_mm_set_pack_min (int n)
+{
+  pack_min = n > 0 ? n : 16;
+}
+
+void
+dsk_mm_force_path (int path)
+{
+  forced_path = path;
+}
+
+static const kernels *
+pick_kernels (void)
+{
+  if (forced == DSK_MM_KERNELS_GENERIC || !dsk_cpu_has_avx2 ())
+    return &kernels_generic;
+#if DSK_X86_SIMD
+  if (forced == DSK_MM_KERNELS_AUTO && dsk_cpu_has_avx512 ())
+    return &kernels_avx512;
+  return &kernels_avx2;
+#else
+  return &kernels_generic;
+#endif
+}
+
+/* A growable float buffer. */
+typedef struct {
+  float *data;
+  size_t cap;
+} buffer;
+
+static int
+ensure (buffer *b, size_t n)
+{
+  float *p;
+
+  if (n <= b->cap)
+    return 1;
+  p = realloc (b->data, sizeof (float) * n);
+  if (!p)
+    return 0;
+  b->data = p;
+  b->cap = n;
+  return 1;
+}
+
+/* Per-job state of dsk_mm_experts. */
+typedef struct {
+  int npad;          /* packed: tokens rounded up to 16; 0: tiles */
+  float *xp;         /* packed: [H][npad] inputs */
+  float *hp;         /* packed: [inter][npad] hidden; tiles: [n][inter] hidden */
+  size_t x_off;      /* first entry of the job's input rows in mm->xr */
+} job_state;
+
+struct dsk_mm {
+  dsk_pool *pool;
+  const kernels *k;
+  buffer xpack;            /* packed x of a linear / packed job inputs */
+  buffer hpack;            /* job hidden activations */
+  const float **xr;        /* [xr_cap] input row pointers */
+  size_t xr_cap;
+  int32_t *items;          /* [2 * items_cap] (job, first row) */
+  size_t items_cap;
+  job_state *js;           /* [js_cap] */
+  size_t js_cap;
+};
+
+dsk_mm *
+dsk_mm_new (dsk_pool *pool)
+{
+  dsk_mm *mm = calloc (1, sizeof *mm);
+  if (!mm)
+    return NULL;
+  mm->pool = pool;
+  mm->k = pick_kernels ();
+  return mm;
+}
+
+void
+dsk_mm_free (dsk_mm *mm)
+{
+  if (!mm)
+    return;
+  free (mm->xpack.data);
+  free (mm->hpack.data);
+  free (mm->xr);
+  free (mm->items);
+  free (mm->js);
+  free (mm);
+}
+
+static int
+ensure_xr (dsk_mm *mm, size_t n)
+{
+  const float **p;
+
+  if (n <= mm->xr_cap)
+    return 1;
+  p = realloc (mm->xr, sizeof (*p) * n);
+  if (!p)
+    return 0;
+  mm->xr = p;
+  mm->xr_cap = n;
+  return 1;
+}
+
+static int
+ensure_items (dsk_mm *mm, size_t n)
+{
+  int32_t *p;
+
+  if (n <= mm->items_cap)
+    return 1;
+  p = realloc (mm->items, sizeof (int32_t) * 2 * n);
+  if (!p)
+    return 0;
+  mm->items = p;
+  mm->items_cap = n;
+  return 1;
+}
+
+/* Adds the bias of rows [r0, r0 + nr) to y rows [0, n). */
+static void
+add_bias (const dsk_mat *w, int r0, int nr, float *y, size_t ldy, size_t n)
+{
+  if (!w->bias)
+    return;
+  for (size_t i = 0; i < n; i++)
+    for (int r = 0; r < nr; r++)
+      y[i * ldy + r] += weight_at (w->bias, w->bias_dtype, (size_t) (r0 + r));
+}
+
+/* Stores @v at @d, or adds it there (accumulate). */
+static inline void
+put (float *d, float v, int acc)
+{
+  *d = acc ? *d + v : v;
+}
+
+/* y[i][0 .. nr) (=|+=) x_rows[i] · W[r0 .. r0 + nr)^T, tiles. With at least a tile of tokens the
+ * rows are widened into @wbuf [ROW_BLOCK, cols] first and reused from cache by every token. */
+static void
+rows_tiles (const kernels *k, const float *const *x_rows, int n, const dsk_mat *w, int r0,
+            int nr, float *y, size_t ldy, float *wbuf, int acc)
+{
+  const size_t in = (size_t) w->cols;
+  dsk_dtype dtype = w->dtype;
+  size_t es = dsk_dtype_size (dtype), ld = w->ld;
+  const char *base = (const char *) w->data + (size_t) r0 * ld * es;
+  float out[TILE][TILE];
+  tile_fn tile;
+
+  if (n >= TILE && dtype != DSK_F32) {
+    for (int r = 0; r < nr; r++)
+      k->widen[dtype] (wbuf + (size_t) r * in, base + (size_t) r * ld * es, in);
+    base = (const char *) wbuf;
+    dtype = DSK_F32;
+    es = sizeof (float);
+    ld = in;
+  }
+  tile = k->tile[dtype];
+  for (int rb = 0; rb < nr; rb += TILE) {
+    tile_args a;
+    const int wr = nr - rb < TILE ? nr - rb : TILE;
+    for (int r = 0; r < TILE; r++)   /* short blocks repeat a row; its results are dropped */
+      a.w[r] = base + (size_t) (rb + (r < wr ? r : 0)) * ld * es;
+    for (int i0 = 0; i0 < n; i0 += TILE) {
+      const int nt = n - i0 < TILE ? n - i0 : TILE;
+      for (int t = 0; t < TILE; t++)
+        a.x[t] = x_rows[i0 + (t < nt ? t : 0)];
+      tile (&a, nt == 1 ? 1 : TILE, in, out);
+      for (int t = 0; t < nt; t++)
+        for (int r = 0; r < wr; r++)
+          put (&y[(size_t) (i0 + t) * ldy + rb + r], out[t][r], acc);
+    }
+  }
+}
+
+/* dst[r * ld_r + t * ld_t] (=|+=) W[r0 + r] · x_t for r < nr, t < n, with x packed as xp[k][t]
+ * ([cols][npad]). The rows are widened into @wbuf [nr, cols] (zero rows up to a multiple of
+ * 8). Token groups are the outer loop: a group's packed columns (cols x 32 floats) stay in cache
+ * while every row group of the block passes over them, so the packed x is read from memory
+ * once per block, not once per 8 rows. */
+static void
+rows_packed (const kernels *k, const float *xp, int npad, int n, const dsk_mat *w, int r0,
+             int nr, float *dst, size_t ld_r, size_t ld_t, float *wbuf, int acc)
+{
+  const size_t in = (size_t) w->cols, es = dsk_dtype_size (w->dtype);
+  const char *base = (const char *) w->data + (size_t) r0 * w->ld * es;
+  const int nr8 = (nr + 7) / 8 * 8;
+  float out[8][32];
+
+  for (int r = 0; r < nr; r++) {
+    const char *row = base + (size_t) r * w->ld * es;
+    if (w->dtype == DSK_F32)
+      memcpy (wbuf + (size_t) r * in, row, sizeof (float) * in);
+    else
+      k->widen[w->dtype] (wbuf + (size_t) r * in, row, in);
+  }
+  memset (wbuf + (size_t) nr * in, 0, sizeof (float) * (size_t) (nr8 - nr) * in);
+  for (int tg = 0; tg < npad; tg += 32) {
+    const int nv = npad - tg >= 32 ? 2 : 1;
+    const int nt = n - tg < 16 * nv ? n - tg : 16 * nv;
+    for (int rg = 0; rg < nr; rg += 8) {
+      const int wr = nr - rg < 8 ? nr - rg : 8;
+      k->packed (wbuf + (size_t) rg * in, in, xp + tg, (size_t) npad, nv, out);
+      for (int r = 0; r < wr; r++)
+        for (int t = 0; t < nt; t++)
+          put (&dst[(size_t) (rg + r) * ld_r + (size_t) (tg + t) * ld_t], out[r][t], acc);
+    }
+  }
+}
+
+/* xp[k][t] = x_rows[t][k] for k in [k0, k0 + kn), zero for t in [n, npad). */
+static void
+pack_columns (float *xp, int npad, const float *const *x_rows, int n, size_t k0, size_t kn)
+{
+  for (size_t kk = k0; kk < k0 + kn; kk++) {
+    float *d = xp + kk * (size_t) npad;
+    for (int t = 0; t < n; t++)
+      d[t] = x_rows[t][kk];
+    for (int t = n; t < npad; t++)
+      d[t] = 0.0f;
+  }
+}
+
+#define PACK_CHUNK 64   /* values of k packed per item */
+
+/* ---- linear ---- */
+
+typedef struct {
+  dsk_mm *mm;
+  const dsk_mat *w;
+  float *y;
+  size_t ldy, n;
+  int npad, acc;
+  const float *x;   /* the BLAS path */
+  size_t ldx;
+  int rows_per_item;
+} linear_run;
+
+static void
+linear_pack_item (void *ctx, int item, int thread)
+{
+  linear_run *c = ctx;
+  const size_t k0 = (size_t) item * PACK_CHUNK, left = (size_t) c->w->cols - k0;
+  pack_columns (c->mm->xpack.data, c->npad, c->mm->xr, (int) c->n, k0,
+                left < PACK_CHUNK ? left : PACK_CHUNK);
+}
+
+static void
+linear_item (void *ctx, int item, int thread)
+{
+  linear_run *c = ctx;
+  const int r0 = item * c->rows_per_item;
+  const int nr = c->w->rows - r0 < c->rows_per_item ? c->w->rows - r0 : c->rows_per_item;
+  float *wbuf = dsk_pool_scratch (c->mm->pool, thread, 0);   /* reserved before the run */
+
+  if (c->npad)
+    rows_packed (c->mm->k, c->mm->xpack.data, c->npad, (int) c->n, c->w, r0, nr, c->y + r0, 1,
+                 c->ldy, wbuf, c->acc);
+  else
+    rows_tiles (c->mm->k, c->mm->xr, (int) c->n, c->w, r0, nr, c->y + r0, c->ldy, wbuf, c->acc);
+  add_bias (c->w, r0, nr, c->y + r0, c->ldy, c->n);
+}
+
+#if DSOCR_HAVE_OPENBLAS
+/* The rows [r0, r0 + nr) of one item: widened into this thread's scratch (when not F32), then
+ * one sgemm over every x row; the bias after the product, as in the kernels' path. */
+static void
+linear_blas_item (void *ctx, int item, int thread)
+{
+  linear_run *c = ctx;
+  const dsk_mat *w = c->w;
+  const size_t in = (size_t) w->cols, es = dsk_dtype_size (w->dtype);
+  const int r0 = item * c->rows_per_item;
+  const int nr = w->rows - r0 < c->rows_per_item ? w->rows - r0 : c->rows_per_item;
+  const float *wb = (const float *) ((const char *) w->data + (size_t) r0 * w->ld * es);
+  size_t ldw = w->ld;
+
+  if (w->dtype != DSK_F32) {
+    float *s = dsk_pool_scratch (c->mm->pool, thread, 0);   /* reserved before the run */
+    for (int r = 0; r < nr; r++)
+      c->mm->k->widen[w->dtype] (s + (size_t) r * in,
+                                 (const char *) w->data + (size_t) (r0 + r) * w->ld * es, in);
+    wb = s;
+    ldw = in;
+  }
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) c->n, nr, (int) in, 1.0f, c->x,
+               (int) c->ldx, wb, (int) ldw, c->acc ? 1.0f : 0.0f, c->y + r0, (int) c->ldy);
+  add_bias (w, r0, nr, c->y + r0, c->ldy, c->n);
+}
+#endif
+
+int
+dsk_mm_linear (dsk_mm *mm, float *y, size_t ldy, const float *x, size_t ldx, size_t n,
+               const dsk_mat *w, int accumulate)
+{
+  const size_t in = (size_t) w->cols;
+  const double flops = 2.0 * (double) n * (double) in * (double) w->rows;
+  const int n_threads = dsk_pool_n_threads (mm->pool);
+  linear_run c = { mm, w, y, ldy, n, 0, accumulate != 0, x, ldx, 0 };
+
+  if (n == 0)
+    return 1;
+#if DSOCR_HAVE_OPENBLAS
+  if (forced_path == 2 ? n > DSK_MM_GEMV_MAX
+                       : forced_path == 0 && n >= DSK_MM_BLAS_MIN_ROWS) {
+    /* blocks of weight rows: enough for every thread, few enough that each sgemm is wide */
+    int n_items = (int) ((double) w->rows * (double) in / DSK_MM_BLAS_W_FLOATS) + 1;
+    if (n_items < 2 * n_threads)
+      n_items = 2 * n_threads;
+    c.rows_per_item = (w->rows + n_items - 1) / n_items;
+    c.rows_per_item = (c.rows_per_item + 15) / 16 * 16;
+    n_items = (w->rows + c.rows_per_item - 1) / c.rows_per_item;
+    if (w->dtype != DSK_F32 && !dsk_pool_reserve_scratch (mm->pool,
+                                                          (size_t) c.rows_per_item * in))
+      return 0;
+    dsk_pool_run (mm->pool, n_items, flops, linear_blas_item, &c);
+    return 1;
+  }
+#endif
+  if (mm->k->packed && (int) n >= pack_min)
+    c.npad = (int) ((n + 15) / 16 * 16);
+  c.rows_per_item = ROW_BLOCK;
+  if (c.npad && (double) in * c.npad * sizeof (float) > DSK_MM_PACK_CACHE_BYTES) {
+    /* the packed x outgrows the cache: every block of rows streams it from memory, so give
+     * each item more rows (fewer passes over x), while keeping a few items per thread */
+    int rows = w->rows / (4 * n_threads) / ROW_BLOCK * ROW_BLOCK;
+    c.rows_per_item = rows < ROW_BLOCK ? ROW_BLOCK : rows > DSK_MM_PACK_MAX_ROWS
+                                                    ? DSK_MM_PACK_MAX_ROWS : rows;
+  }
+  if (!ensure_xr (mm, n) ||
+      !dsk_pool_reserve_scratch (mm->pool, (size_t) c.rows_per_item * in) ||
+      (c.npad && !ensure (&mm->xpack, in * (size_t) c.npad)))
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    mm->xr[i] = x + i * ldx;
+  if (c.npad)
+    dsk_pool_run (mm->pool, (int) ((in + PACK_CHUNK - 1) / PACK_CHUNK), flops,
+                  linear_pack_item, &c);
+  dsk_pool_run (mm->pool, (w->rows + c.rows_per_item - 1) / c.rows_per_item, flops,
+                linear_item, &c);
+  return 1;
+}
+
+/* ---- experts ---- */
+
+typedef struct {
+  dsk_mm *mm;
+  const dsk_expert_job *jobs;
+  int n_jobs;
+  size_t H;
+  float *out;
+  const int32_t *items_a, *items_b;   /* (job, first row) pairs */
+} experts_run;
+
+static void
+experts_pack_item (void *ctx, int item, int thread)
+{
+  experts_run *c = ctx;
+  const job_state *st = &c->mm->js[item];
+  if (st->npad)
+    pack_columns (st->xp, st->npad, c->mm->xr + st->x_off, c->jobs[item].n, 0, c->H);
+}
+
+/* silu(gate) * up for rows [r0, r0 + nr) of a job's hidden layer. */
+static void
+experts_gate_up_item (void *ctx, int item, int thread)
+{
+  experts_run *c = ctx;
+  const int jn = c->items_a[2 * item], r0 = c->items_a[2 * item + 1];
+  const dsk_expert_job *j = &c->jobs[jn];
+  const job_state *st = &c->mm->js[jn];
+  const int inter = j->gate.rows, nr = inter - r0 < ROW_BLOCK ? inter - r0 : ROW_BLOCK;
+  float *scr = dsk_pool_scratch (c->mm->pool, thread, 0);   /* reserved before the run */
+
+  if (st->npad) {
+    /* gate and up as [nr][npad], then silu(g) * u straight into the packed hidden rows */
+    float *g = scr, *u = scr + (size_t) ROW_BLOCK * st->npad;
+    float *wbuf = u + (size_t) ROW_BLOCK * st->npad;
+    float *hp = st->hp + (size_t) r0 * st->npad;
+    rows_packed (c->mm->k, st->xp, st->npad, st->npad, &j->gate, r0, nr, g, (size_t) st->npad, 1,
+                 wbuf, 0);
+    rows_packed (c->mm->k, st->xp, st->npad, st->npad, &j->up, r0, nr, u, (size_t) st->npad, 1,
+                 wbuf, 0);
+    for (size_t i = 0; i < (size_t) nr * st->npad; i++)
+      hp[i] = g[i] / (1.0f + expf (-g[i])) * u[i];
+  } else {
+    float *g = scr, *u = scr + (size_t) j->n * ROW_BLOCK, *wbuf = u + (size_t) j->n * ROW_BLOCK;
+    const float *const *x_rows = c->mm->xr + st->x_off;
+    rows_tiles (c->mm->k, x_rows, j->n, &j->gate, r0, nr, g, ROW_BLOCK, wbuf, 0);
+    rows_tiles (c->mm->k, x_rows, j->n, &j->up, r0, nr, u, ROW_BLOCK, wbuf, 0);
+    for (int i = 0; i < j->n; i++)
+      for (int r = 0; r < nr; r++) {
+        const float a = g[(size_t) i * ROW_BLOCK + r];
+        const float b = u[(size_t) i * ROW_BLOCK + r];
+        st->hp[(size_t) i * inter + r0 + r] = a / (1.0f + expf (-a)) * b;
+      }
+  }
+}
+
+static void
+experts_down_item (void *ctx, int item, int thread)
+{
+  experts_run *c = ctx;
+  const int jn = c->items_b[2 * item], r0 = c->items_b[2 * item + 1];
+  const dsk_expert_job *j = &c->jobs[jn];
+  const job_state *st = &c->mm->js[jn];
+  const int nr = (int) c->H - r0 < ROW_BLOCK ? (int) c->H - r0 : ROW_BLOCK;
+  float *wbuf = dsk_pool_scratch (c->mm->pool, thread, 0), *dst = c->out + j->slot0 * c->H + r0;
+
+  if (st->npad) {
+    rows_packed (c->mm->k, st->hp, st->npad, j->n, &j->down, r0, nr, dst, 1, c->H, wbuf, 0);
+  } else {
+    const float *const *h_rows = c->mm->xr + st->x_off + j->n;
+    rows_tiles (c->mm->k, h_rows, j->n, &j->down, r0, nr, dst, c->H, wbuf, 0);
+  }
+}
+
+int
+dsk_mm_experts (dsk_mm *mm, const dsk_expert_job *jobs, int n_jobs, const float *x, size_t ldx,
+                size_t H, float *out)
+{
+  experts_run c = { mm, jobs, n_jobs, H, out, NULL, NULL };
+  size_t xp_total = 0, hp_total = 0, n_rows = 0, max_n = 0, max_in = H, n_a = 0, n_b = 0;
+  double flops = 0.0;
+
+  if (n_jobs <= 0)
+    return 1;
+  if ((size_t) n_jobs > mm->js_cap) {
+    job_state *js = realloc (mm->js, sizeof *js * (size_t) n_jobs);
+    if (!js)
+      return 0;
+    mm->js = js;
+    mm->js_cap = (size_t) n_jobs;
+  }
+  for (int j = 0; j < n_jobs; j++) {
+    job_state *st = &mm->js[j];
+    const size_t inter = (size_t) jobs[j].gate.rows;
+    const int n = jobs[j].n;
+    st->npad = mm->k->packed && n >= pack_min ? (n + 15) / 16 * 16 : 0;
+    xp_total += (size_t) st->npad * H;
+    hp_total += (size_t) (st->npad ? st->npad : n) * inter;
+    st->x_off = n_rows;
+    n_rows += 2 * (size_t) n;
+    if ((size_t) (st->npad > n ? st->npad : n) > max_n)
+      max_n = (size_t) (st->npad > n ? st->npad : n);
+    if (inter > max_in)
+      max_in = inter;
+    n_a += (inter + ROW_BLOCK - 1) / ROW_BLOCK;
+    n_b += (H + ROW_BLOCK - 1) / ROW_BLOCK;
+    flops += 6.0 * n * (double) inter * (double) H;
+  }
+  /* per thread: an item's gate and up results, then one widened weight block */
+  if (!dsk_pool_reserve_scratch (mm->pool, (2 * max_n + max_in) * ROW_BLOCK) ||
+      !ensure (&mm->xpack, xp_total ? xp_total : 1) ||
+      !ensure (&mm->hpack, hp_total ? hp_total : 1) || !ensure_xr (mm, n_rows) ||
+      !ensure_items (mm, n_a + n_b))
+    return 0;
+
+  xp_total = hp_total = 0;
+  n_a = n_b = 0;
+  for (int j = 0; j < n_jobs; j++) {
+    job_state *st = &mm->js[j];
+    const int inter = jobs[j].gate.rows;
+    st->xp = mm->xpack.data + xp_total;
+    st->hp = mm->hpack.data + hp_total;
+    xp_total += (size_t) st->npad * H;
+    hp_total += (size_t) (st->npad ? st->npad : jobs[j].n) * inter;
+    /* input rows, then (tile jobs) hidden rows */
+    for (int i = 0; i < jobs[j].n; i++) {
+      mm->xr[st->x_off + i] = x + (size_t) (jobs[j].rows ? jobs[j].rows[i] : i) * ldx;
+      mm->xr[st->x_off + jobs[j].n + i] = st->hp + (size_t) i * inter;
+    }
+    for (int r = 0; r < inter; r += ROW_BLOCK, n_a++) {
+      mm->items[2 * n_a] = j;
+      mm->items[2 * n_a + 1] = r;
+    }
+  }
+  c.items_a = mm->items;
+  c.items_b = mm->items + 2 * n_a;
+  for (int j = 0; j < n_jobs; j++)
+    for (int r = 0; r < (int) H; r += ROW_BLOCK, n_b++) {
+      mm->items[2 * (n_a + n_b)] = j;
+      mm->items[2 * (n_a + n_b) + 1] = r;
+    }
+
+  if (xp_total)
+    dsk_pool_run (mm->pool, n_jobs, flops, experts_pack_item, &c);
+  dsk_pool_run (mm->pool, (int) n_a, flops, experts_gate_up_item, &c);
+  dsk_pool_run (mm->pool, (int) n_b, flops, experts_down_item, &c);
+  return 1;
+}
+
+/* ---- untransposed batched product (MLA's absorbed query) ---- */
+
+void
+dsk_mm_xw (float *y, size_t ldy, const float *x, size_t ldx, const void *w, dsk_dtype w_dtype,
+           size_t ld_w, size_t n, size_t in_dim, size_t out_dim)
+{
+  const size_t esize = dsk_dtype_size (w_dtype);
+
+  for (size_t i = 0; i < n; i++) {
+    float *yi = y + i * ldy;
+    memset (yi, 0, sizeof (float) * out_dim);
+    for (size_t d = 0; d < in_dim; d++) {
+      const float a = x[i * ldx + d];
+      const char *row = (const char *) w + d * ld_w * esize;
+      if (w_dtype == DSK_BF16) {
+        const uint16_t *wr = (const uint16_t *) row;
+        for (size_t j = 0; j < out_dim; j++)
+          yi[j] += a * dsk_bf16_to_f32 (wr[j]);
+      } else if (w_dtype == DSK_F16) {
+        const uint16_t *wr = (const uint16_t *) row;
+        for (size_t j = 0; j < out_dim; j++)
+          yi[j] += a * dsk_f16_to_f32 (wr[j]);
+      } else {
+        const float *wr = (const float *) row;
+        for (size_t j = 0; j < out_dim; j++)
+          yi[j] += a * wr[j];
+      }
+    }
+  }
+}
