@@ -1,7 +1,7 @@
 /* bench-matmul.c: GFLOP/s of the CPU backend's linear op at the decoder's and the vision
  * tower's shapes, by path: what linear.h's DSK_MM_BLAS_MIN_ROWS is chosen from.
  *
- *   bench-matmul [--quick] [--generic] [--threads T] [--path auto|kernels|blas]
+ *   bench-matmul [--quick] [--generic | --avx2] [--threads T] [--path auto|kernels|blas]
  *
  * Decode (n = 1: lm_head [129280, 1280], one expert [896, 1280]), a MoE expert over a few
  * routed tokens, prefill (n = 256 to 1024), and the vision tower's products (SAM over a 1024
@@ -50,12 +50,13 @@ static const shape shapes[] = {
 int
 main (int argc, char **argv)
 {
-  gboolean quick = FALSE, generic = FALSE;
+  gboolean quick = FALSE, generic = FALSE, avx2 = FALSE;
   const char *path = NULL;
   int threads = 2;
   GOptionEntry entries[] = {
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "fewer repetitions", NULL },
     { "generic", 0, 0, G_OPTION_ARG_NONE, &generic, "plain C kernels only (no AVX2)", NULL },
+    { "avx2", 0, 0, G_OPTION_ARG_NONE, &avx2, "AVX2 kernels at most (as without AVX-512)", NULL },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads of the backend (2)", "T" },
     { "path", 0, 0, G_OPTION_ARG_STRING, &path,
       "force the n > 8 path: auto, kernels or blas", "PATH" },
@@ -70,6 +71,8 @@ main (int argc, char **argv)
   }
   g_option_context_free (ctx);
   dsk_cpu_force_generic (generic);
+  if (avx2)
+    dsk_mm_force_kernels (DSK_MM_KERNELS_AVX2);
   if (path)
     dsk_mm_force_path (g_str_equal (path, "blas") ? 2 : g_str_equal (path, "kernels") ? 1 : 0);
   char err[256];

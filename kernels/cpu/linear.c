@@ -8,9 +8,9 @@
  * Kernels (chosen at run time by CPUID): AVX-512 (a register-blocked product on f32-widened
  * weight rows and a packed copy of the tokens for many-token products; weights widened in
  * registers for few tokens), AVX2 + FMA (the latter), and plain C. f32 accumulation
- * throughout. Many-row products can instead go to OpenBLAS's sgemm (single-threaded inside an
- * item, on a block of widened weight rows), whose packing and blocking win once the rows are
- * many: linear.h says where the line is drawn and why.
+ * throughout. Without AVX-512, many-row products go to OpenBLAS's sgemm instead
+ * (single-threaded inside an item, on a block of widened weight rows), whose packing and
+ * blocking beat the tiles there: linear.h says where the line is drawn and why.
  */
 #include "linear.h"
 
@@ -348,12 +348,9 @@ dsk_mm_free (dsk_mm *mm)
 {
   if (!mm)
     return;
-  free (mm->xpack.data);
-  free (mm->hpack.data);
-  free (mm->xr);
-  free (mm->items);
-  free (mm->js);
-  free (mm);
+  void *bufs[] = { mm->xpack.data, mm->hpack.data, (void *) mm->xr, mm->items, mm->js, mm };
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    free (bufs[i]);
 }
 
 static int
@@ -572,7 +569,7 @@ dsk_mm_linear (dsk_mm *mm, float *y, size_t ldy, const float *x, size_t ldx, siz
     return 1;
 #if DSOCR_HAVE_OPENBLAS
   if (forced_path == 2 ? n > DSK_MM_GEMV_MAX
-                       : forced_path == 0 && n >= DSK_MM_BLAS_MIN_ROWS) {
+                       : forced_path == 0 && !mm->k->packed && n >= DSK_MM_BLAS_MIN_ROWS) {
     /* blocks of weight rows: enough for every thread, few enough that each sgemm is wide */
     int n_items = (int) ((double) w->rows * (double) in / DSK_MM_BLAS_W_FLOATS) + 1;
     if (n_items < 2 * n_threads)
