@@ -3,11 +3,14 @@
  * Which path a product takes, by its number of x rows n:
  * - n <= DSK_MM_GEMV_MAX (decode): tiles that widen BF16/F16 weights in registers and read
  *   every weight byte once; the product is bound by memory.
- * - up to DSK_MM_BLAS_MIN_ROWS (prefill, MoE experts): the packed AVX-512 kernel (tiles
- *   without AVX-512) over blocks of widened weight rows.
- * - from DSK_MM_BLAS_MIN_ROWS (the vision tower's thousands of tokens): OpenBLAS sgemm, one
- *   per block of weight rows, single-threaded inside its pool item. bench-matmul measured the
- *   crossing (bench/results/backend-cpu.md).
+ * - above, with AVX-512: the packed kernel over blocks of widened weight rows, at every n. On
+ *   the 2-core AVX-512 development machine (bench-matmul, bench/results/backend-cpu.md) it ran
+ *   1.5 to 4.5x the GFLOP/s of OpenBLAS sgemm in the pool's items on every decoder and vision
+ *   shape, from prefill's 256 rows to a Gundam page's 9600.
+ * - above, without AVX-512: the tiles up to DSK_MM_BLAS_MIN_ROWS rows, OpenBLAS sgemm from
+ *   there (one per block of weight rows, single-threaded inside its pool item): with the
+ *   AVX2 tiles forced on the same machine the two were even up to ~600 rows and sgemm ~1.5x
+ *   ahead on the vision tower's 4096 and more.
  * Every path reduces one output element in one fixed order, whatever the thread count.
  */
 #ifndef DSK_CPU_LINEAR_H
