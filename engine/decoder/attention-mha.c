@@ -55,3 +55,10 @@ dsocr_attention_mha (dsocr_decoder_state *s, const dsocr_layer *ly, int il, cons
   }
   dsk_linear (be, out, &att, &ly->o.w, dsocr_linear_bias (&ly->o));
 }
+
+void
+dsocr_attention_mha_cache_widths (const dsocr_text_config *t, int *k_width, int *v_width)
+{
+  /* post-RoPE keys and the values, per KV head */
+  *k_width = *v_width = t->num_key_value_heads * t->head_dim;
+}

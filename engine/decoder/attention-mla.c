@@ -199,3 +199,12 @@ dsocr_attention_mla (dsocr_decoder_state *s, const dsocr_layer *ly, int il, cons
   dsk_linear (be, out, &att, &ly->o.w, dsocr_linear_bias (&ly->o));
   return TRUE;
 }
+
+void
+dsocr_attention_mla_cache_widths (const dsocr_text_config *t, int *k_width, int *v_width)
+{
+  /* the latent c after kv_a_layernorm and the shared rotated k_pe; the DSA indexer's keys
+   * (DeepSeek-V3.2) in v */
+  *k_width = t->kv_lora_rank + t->qk_rope_head_dim;
+  *v_width = t->use_sparse_attention ? t->index_head_dim : 0;
+}

@@ -12,18 +12,14 @@
 #include "dsocr/dsocr-error.h"
 #include "indexer.h"
 
-/* What a cache column holds is the attention variants' choice (attention-mha.c,
- * attention-mla.c). */
+/* What a cache column holds is the attention variant's choice. */
 void
 dsocr_attention_cache_widths (const dsocr_text_config *t, int *k_width, int *v_width)
 {
-  if (t->use_mla) {
-    /* the latent and the shared rotated key; the DSA indexer's keys (DeepSeek-V3.2) in v */
-    *k_width = t->kv_lora_rank + t->qk_rope_head_dim;
-    *v_width = t->use_sparse_attention ? t->index_head_dim : 0;
-  } else {
-    *k_width = *v_width = t->num_key_value_heads * t->head_dim;
-  }
+  if (t->use_mla)
+    dsocr_attention_mla_cache_widths (t, k_width, v_width);
+  else
+    dsocr_attention_mha_cache_widths (t, k_width, v_width);
 }
 
 dsocr_decoder_state *

@@ -103,6 +103,8 @@ const dsocr_decoder_weights *dsocr_model_weights (dsocr_model *model, dsk_backen
  * (attention-mha.c, attention-mla.c): MHA keeps post-RoPE keys and values per KV head; MLA the
  * latent c plus the shared rotated k_pe in k, and DeepSeek-V3.2's indexer keys in v. */
 void dsocr_attention_cache_widths (const dsocr_text_config *t, int *k_width, int *v_width);
+void dsocr_attention_mha_cache_widths (const dsocr_text_config *t, int *k_width, int *v_width);
+void dsocr_attention_mla_cache_widths (const dsocr_text_config *t, int *k_width, int *v_width);
 
 /* ---- the forward pass ---- */
 

@@ -288,61 +288,86 @@ record (dsk_backend *be, const dsk_tensor *t, void *dst, size_t row0)
   dsk_tensor_get (be, t, (char *) dst + row0 * dsk_tensor_row_len (t) * dsk_dtype_size (t->dtype));
 }
 
+/* The index scores of queries @qr [nc, q_lora] / @xn [nc, hidden] at positions @pos [nc]
+ * against the row's cached indexer keys [S, D], and each query's picks: @sc [nc, S],
+ * @sel [nc, K]. */
+static void
+select_keys (dsocr_indexer *ix, dsocr_decoder_state *s, const dsk_tensor *qr,
+             const dsk_tensor *xn, const dsk_tensor *pos, const dsk_tensor *keys,
+             const dsk_attention_desc *desc, const dsk_tensor *sc, const dsk_tensor *sel)
+{
+  dsk_backend *be = s->be;
+  const size_t nc = qr->ne[0], nH = (size_t) ix->n_heads, D = (size_t) ix->head_dim;
+  const float wscale = (float) (1.0 / sqrt ((double) nH) / sqrt ((double) D));
+  dsk_tensor qi = dsk_arena_3d (s->scratch, DSK_F32, nc, nH, D);   /* [nc, nH, D] */
+  dsk_tensor wi = dsk_arena_2d (s->scratch, DSK_F32, nc, nH);      /* [nc, nH] */
+  dsk_tensor qi2 = dsk_merge (&qi, 1);
+
+  /* indexer queries and head weights of these columns */
+  dsk_linear (be, &qi2, qr, &ix->w->wq_b, NULL);
+  dsk_linear (be, &wi, xn, &ix->w->weights_proj, NULL);
+  dsk_rope (be, &qi, pos, &s->cos_tab, &s->sin_tab, 0, (size_t) ix->rope_dim, DSK_ROPE_HALF);
+  dsk_index_scores (be, sc, &qi, &wi, keys, desc, wscale);
+  /* a query that sees at most index_topk keys keeps them all */
+  dsk_topk (be, sel, sc);
+}
+
+/* The outputs asked for, of queries [row0, row0 + nc) of the layer: scores, picks, and the
+ * KL target (the head-summed attention probabilities of the chunk). */
+static void
+record_outputs (dsocr_indexer *ix, dsocr_decoder_state *s, size_t row0, const dsk_tensor *sc,
+                const dsk_tensor *sel, size_t K, const dsk_tensor *q, const dsk_tensor *k,
+                const dsk_attention_desc *desc)
+{
+  dsk_backend *be = s->be;
+  dsocr_indexer_outputs *o = &ix->out;
+
+  if (o->flags & DSOCR_INDEXER_SCORES)
+    record (be, sc, o->scores[ix->layer], row0);
+  if (o->flags & DSOCR_INDEXER_TOPK) {
+    dsk_tensor picks = dsk_narrow (sel, 1, 0, K);
+    record (be, &picks, o->topk[ix->layer], row0);
+  }
+  if (o->flags & DSOCR_INDEXER_KL_TARGET) {
+    dsk_tensor target = dsk_arena_2d (s->scratch, DSK_F32, sc->ne[0], sc->ne[1]);  /* [nc, S] */
+    dsk_attention_probs (be, &target, q, k, desc, sel);
+    record (be, &target, o->kl_target[ix->layer], row0);
+  }
+}
+
 gboolean
 dsocr_indexer_attention (dsocr_indexer *ix, dsocr_decoder_state *s, int row, const dsk_tensor *out,
                          const dsk_tensor *q, const dsk_tensor *k, const dsk_tensor *v,
                          const dsk_attention_desc *desc, GError **error)
 {
   dsk_backend *be = s->be;
-  const size_t T = q->ne[1], S = k->ne[1], nH = (size_t) ix->n_heads, D = (size_t) ix->head_dim;
+  const size_t T = q->ne[1], S = k->ne[1];
   const size_t K = (size_t) MIN (ix->index_topk, (int) S), KS = MAX (K, 1);
-  const float wscale = (float) (1.0 / sqrt ((double) nH) / sqrt ((double) D));
   const dsk_tensor cache_v = dsocr_kv_cache_v (s->cache, ix->layer, 0, (int) S);   /* [R, S, D] */
   const dsk_tensor keys = dsk_select (&cache_v, 0, (size_t) row);                  /* [S, D] */
   const dsk_tensor pos = dsk_narrow (&s->pos, 0, (size_t) row * T, T);
-  dsocr_indexer_outputs *o = &ix->out;
-  const guint flags = o->flags;
   const size_t row0 = (size_t) row * T;
 
+  /* chunks of queries, so that the scores and picks stay [CHUNK, S] whatever the prompt */
   for (size_t t0 = 0; t0 < T; t0 += CHUNK) {
     const size_t nc = MIN ((size_t) CHUNK, T - t0);
-    dsk_tensor qi = dsk_arena_3d (s->scratch, DSK_F32, nc, nH, D);   /* [nc, nH, D] */
-    dsk_tensor wi = dsk_arena_2d (s->scratch, DSK_F32, nc, nH);      /* [nc, nH] */
     dsk_tensor sc = dsk_arena_2d (s->scratch, DSK_F32, nc, S);       /* [nc, S] scores */
     dsk_tensor sel = dsk_arena_2d (s->scratch, DSK_I32, nc, KS);     /* [nc, K] picks */
-    dsk_tensor qr = dsk_narrow (&ix->qr, 0, row0 + t0, nc), xn = dsk_narrow (&ix->xn, 0, row0 + t0, nc);
+    dsk_tensor qr = dsk_narrow (&ix->qr, 0, row0 + t0, nc);
+    dsk_tensor xn = dsk_narrow (&ix->xn, 0, row0 + t0, nc);
     dsk_tensor pc = dsk_narrow (&pos, 0, t0, nc);
-    dsk_tensor qi2 = dsk_merge (&qi, 1);
     dsk_tensor q_c = dsk_narrow (q, 1, t0, nc), out_c = dsk_narrow (out, 1, t0, nc);
     dsk_attention_desc dc = *desc;
 
-    /* indexer queries and head weights of these columns */
-    dsk_linear (be, &qi2, &qr, &ix->w->wq_b, NULL);
-    dsk_linear (be, &wi, &xn, &ix->w->weights_proj, NULL);
-    dsk_rope (be, &qi, &pc, &s->cos_tab, &s->sin_tab, 0, (size_t) ix->rope_dim, DSK_ROPE_HALF);
     dc.q_pos0 = desc->q_pos0 + t0;
-    dsk_index_scores (be, &sc, &qi, &wi, &keys, &dc, wscale);
-    /* a query that sees at most index_topk keys keeps them all */
-    dsk_topk (be, &sel, &sc);
+    select_keys (ix, s, &qr, &xn, &pc, &keys, &dc, &sc, &sel);
     dsk_attention_sparse (be, &out_c, &q_c, k, v, &dc, &sel);
-
-    /* outputs */
-    if (flags & DSOCR_INDEXER_SCORES)
-      record (be, &sc, o->scores[ix->layer], row0 + t0);
-    if (flags & DSOCR_INDEXER_TOPK) {
-      dsk_tensor picks = dsk_narrow (&sel, 1, 0, K);
-      record (be, &picks, o->topk[ix->layer], row0 + t0);
-    }
-    if (flags & DSOCR_INDEXER_KL_TARGET) {
-      dsk_tensor target = dsk_arena_2d (s->scratch, DSK_F32, nc, S);   /* [nc, S] */
-      dsk_attention_probs (be, &target, &q_c, k, &dc, &sel);
-      record (be, &target, o->kl_target[ix->layer], row0 + t0);
-    }
+    record_outputs (ix, s, row0 + t0, &sc, &sel, K, &q_c, k, &dc);
     if (!dsocr_backend_check (be, "sparse attention", error))
       return FALSE;
   }
   if (ix->layer == ix->n_layers - 1 && row == s->n_seq - 1)
-    o->complete = TRUE;
+    ix->out.complete = TRUE;
   return TRUE;
 }
 
