@@ -11,6 +11,7 @@
 #include "dsocr-build-config.h"
 #include "dsk.h"
 #include "dsk-cpu.h"
+#include "linear.h"
 
 /* The buffers of one case: q, k, v live inside wider rows (offsets) when @fused. */
 typedef struct {
@@ -24,12 +25,12 @@ typedef struct {
 } att_case;
 
 /* 0: automatic (streaming SIMD at these sizes), 1: streaming plain C, 2: BLAS (streaming
- * where the build has none) */
+ * where the build has none), 3: the packed product kernel (streaming without AVX-512) */
 static void
 set_mode (int mode)
 {
   dsk_cpu_force_generic (mode == 1);
-  dsk_attention_force_path (mode == 2 ? 2 : mode == 1 ? 1 : 0);
+  dsk_attention_force_path (mode >= 2 ? mode : mode == 1 ? 1 : 0);
 }
 
 static float *
@@ -173,7 +174,7 @@ test_shapes (void)
   static const size_t Ss[] = { 1, 7, 97, 257 };
   static const size_t ds[] = { 7, 64, 128 };
   GRand *rng = g_rand_new_with_seed (61);
-  for (int mode = 0; mode < 3; mode++) {
+  for (int mode = 0; mode < 4; mode++) {
     set_mode (mode);
     for (size_t a = 0; a < G_N_ELEMENTS (Ts); a++)
       for (size_t b = 0; b < G_N_ELEMENTS (Ss); b++)
@@ -199,7 +200,7 @@ test_gqa_causal (void)
     { 7, 7, 0 }, { 97, 97, 0 }, { 1, 257, 256 }, { 7, 97, 90 }, { 9, 300, 200 }, { 1, 1, 0 },
   };
   static const size_t kvh[] = { 6, 2, 1 };
-  for (int mode = 0; mode < 3; mode++) {
+  for (int mode = 0; mode < 4; mode++) {
     set_mode (mode);
     for (size_t a = 0; a < G_N_ELEMENTS (shapes); a++)
       for (size_t b = 0; b < G_N_ELEMENTS (kvh); b++) {
@@ -222,7 +223,7 @@ static void
 test_padding (void)
 {
   GRand *rng = g_rand_new_with_seed (63);
-  for (int mode = 0; mode < 3; mode++) {
+  for (int mode = 0; mode < 4; mode++) {
     set_mode (mode);
     att_case c = { 0 };
     c.p = (dsk_attention_params) { .n_q = 20, .n_kv = 20, .n_heads = 4, .n_kv_heads = 4, .d_qk = 32,
@@ -250,7 +251,7 @@ static void
 test_bias (void)
 {
   GRand *rng = g_rand_new_with_seed (64);
-  for (int mode = 0; mode < 3; mode++)
+  for (int mode = 0; mode < 4; mode++)
     for (int kind = 0; kind < 4; kind++) {
       set_mode (mode);
       att_case c = { 0 };
@@ -295,7 +296,7 @@ static void
 test_mla_layout (void)
 {
   GRand *rng = g_rand_new_with_seed (65);
-  for (int mode = 0; mode < 3; mode++) {
+  for (int mode = 0; mode < 4; mode++) {
     set_mode (mode);
     const size_t T = 5, S = 37, H = 4, dq = 192, dv = 128;
     att_case c = { 0 };
@@ -375,7 +376,7 @@ static void
 test_item_order (void)
 {
   GRand *rng = g_rand_new_with_seed (66);
-  for (int path = 1; path <= 2; path++) {
+  for (int path = 1; path <= 3; path++) {
     dsk_cpu_force_generic (0);
     dsk_attention_force_path (path);
     for (int kind = 0; kind < 4; kind++) {
@@ -411,8 +412,11 @@ test_item_order (void)
         c.p.kv_w = 20;
       }
       size_t n_scratch = check_items (&c, rng, what);
-      /* the streaming kernel needs no scratch; the BLAS path a block of logits */
-      if (path == 1 || !DSOCR_HAVE_OPENBLAS)
+      /* the streaming kernel needs no scratch; the BLAS path a block of logits; the packed
+       * path the head's packed keys and values and a panel of logits */
+      if (path == 3 && dsk_mm_packed_ok ())
+        g_assert_cmpuint (n_scratch, >=, 2 * S * c.p.d_v + 32 * S);
+      else if (path == 1 || path == 3 || !DSOCR_HAVE_OPENBLAS)
         g_assert_cmpuint (n_scratch, ==, 0);
       else
         g_assert_cmpuint (n_scratch, ==, MIN (T, (size_t) 256) * S);
@@ -424,8 +428,9 @@ test_item_order (void)
   g_rand_free (rng);
 }
 
-/* The automatic choice: the streaming kernel for few queries, BLAS (with its scratch) once
- * T >= 64 and T * S >= 512^2, when the build has OpenBLAS. */
+/* The automatic choice: the streaming kernel for few queries; once T >= 64 and T * S >= 512^2
+ * the packed product kernel with AVX-512, else BLAS (with its scratch) when the build has
+ * OpenBLAS. */
 static void
 test_auto_path (void)
 {
@@ -438,7 +443,10 @@ test_auto_path (void)
                                    .d_qk = 16, .d_v = 16, .scale = 0.25f };
     make_case (&c, rng, FALSE);
     size_t n_scratch = check_items (&c, rng, big ? "auto-blas" : "auto-streaming");
-    g_assert_cmpuint (n_scratch, ==, big && DSOCR_HAVE_OPENBLAS ? T * S : 0);
+    if (big && dsk_mm_packed_ok ())
+      g_assert_cmpuint (n_scratch, >, T * S / 2);
+    else
+      g_assert_cmpuint (n_scratch, ==, big && DSOCR_HAVE_OPENBLAS ? T * S : 0);
     free_case (&c);
   }
   g_rand_free (rng);

@@ -19,11 +19,15 @@
 #include <cblas.h>
 #endif
 
+#include "linear.h"
+
 #define QB 32
 #define KB 64
 #define DV_MAX 512
-/* Query rows per block of the BLAS path. */
+/* Query rows per block of the BLAS path, and per item of the packed path (which packs the
+ * head's keys and values once per item). */
 #define BLAS_QROWS 256
+#define PACKED_QROWS 512
 /* The BLAS path pays for materialising logits once T * S is this large and T is not tiny. */
 #define BLAS_MIN_TS (512.0 * 512.0)
 #define BLAS_MIN_T 64
@@ -420,6 +424,141 @@ attend_blas (const att *a, size_t h, size_t t0, size_t nq, float *P, int simd)
 
 #endif
 
+#if DSK_X86_SIMD
+
+/* The softmax of one panel of logits in place, for every query of the panel at once:
+ * pp [s_end][pw] holds q_t · k_s for the @n queries t0 .. t0 + n - 1 (columns past n are
+ * padding); they become the normalised probabilities, zero where masked (and for a query that
+ * sees no key). @tab: (kv_h + kv_w) * 32 floats for the transposed relative-position terms. */
+static __attribute__ ((target ("avx512f,avx2,fma,f16c"))) void
+panel_softmax (const att *a, size_t h, size_t t0, int n, int pw, float *pp, size_t s_end,
+               float *tab)
+{
+  const int nv = pw / 16;
+  __m512 m[2], l[2];
+  const __m512 scale = _mm512_set1_ps (a->scale);
+  const int plain = !a->bias && !a->valid && (!a->causal || a->pos0 + t0 + 1 >= s_end);
+
+  if (plain) {
+    const float *rh = NULL, *rw = NULL;
+    if (a->rel_h) {
+      /* rhT[sh][t] and rwT[sw][t]: the rows each key reads, as vectors over the queries */
+      float *rhT = tab, *rwT = tab + a->kv_h * 32;
+      for (int t = 0; t < pw; t++) {
+        const float *sh = a->rel_h + (h * a->T + t0 + (size_t) t) * a->kv_h;
+        const float *sw = a->rel_w + (h * a->T + t0 + (size_t) t) * a->kv_w;
+        for (size_t i = 0; i < a->kv_h; i++)
+          rhT[i * 32 + (size_t) t] = t < n ? sh[i] : 0.0f;
+        for (size_t i = 0; i < a->kv_w; i++)
+          rwT[i * 32 + (size_t) t] = t < n ? sw[i] : 0.0f;
+      }
+      rh = rhT;
+      rw = rwT;
+    }
+    m[0] = m[1] = _mm512_set1_ps (-INFINITY);
+    size_t sh = 0, sw = 0;
+    for (size_t s = 0; s < s_end; s++) {
+      for (int v = 0; v < nv; v++) {
+        __m512 x = _mm512_mul_ps (_mm512_loadu_ps (pp + s * pw + 16 * v), scale);
+        if (rh)   /* the reference materialises rel_h + rel_w, then adds */
+          x = _mm512_add_ps (x, _mm512_add_ps (_mm512_loadu_ps (rh + sh * 32 + 16 * v),
+                                               _mm512_loadu_ps (rw + sw * 32 + 16 * v)));
+        _mm512_storeu_ps (pp + s * pw + 16 * v, x);
+        m[v] = _mm512_max_ps (m[v], x);
+      }
+      if (rh && ++sw == a->kv_w) {
+        sw = 0;
+        sh++;
+      }
+    }
+  } else {
+    /* masks or an additive bias: element by element, through logits() one query at a time */
+    float *row = tab;   /* [s_end] */
+    for (int t = 0; t < pw; t++) {
+      if (t >= n) {
+        for (size_t s = 0; s < s_end; s++)
+          pp[s * pw + (size_t) t] = -INFINITY;
+        continue;
+      }
+      for (size_t s = 0; s < s_end; s++)
+        row[s] = pp[s * pw + (size_t) t];
+      logits (a, h, t0 + (size_t) t, 0, row, s_end);
+      for (size_t s = 0; s < s_end; s++)
+        pp[s * pw + (size_t) t] = row[s];
+    }
+    m[0] = m[1] = _mm512_set1_ps (-INFINITY);
+    for (size_t s = 0; s < s_end; s++)
+      for (int v = 0; v < nv; v++)
+        m[v] = _mm512_max_ps (m[v], _mm512_loadu_ps (pp + s * pw + 16 * v));
+  }
+
+  /* exp(x - m) and the column sums; a query that sees nothing keeps m = -inf and gets 0 */
+  __mmask16 none[2];
+  for (int v = 0; v < nv; v++) {
+    none[v] = _mm512_cmp_ps_mask (m[v], _mm512_set1_ps (-INFINITY), _CMP_EQ_OQ);
+    m[v] = _mm512_mask_mov_ps (m[v], none[v], _mm512_setzero_ps ());
+    l[v] = _mm512_setzero_ps ();
+  }
+  for (size_t s = 0; s < s_end; s++)
+    for (int v = 0; v < nv; v++) {
+      const __m512 e = dsk_exp16_avx512 (_mm512_sub_ps (_mm512_loadu_ps (pp + s * pw + 16 * v),
+                                                        m[v]));
+      _mm512_storeu_ps (pp + s * pw + 16 * v, e);
+      l[v] = _mm512_add_ps (l[v], e);
+    }
+  for (int v = 0; v < nv; v++) {
+    const __m512 inv = _mm512_maskz_div_ps (~none[v] & _mm512_cmp_ps_mask (
+                                              l[v], _mm512_setzero_ps (), _CMP_GT_OQ),
+                                            _mm512_set1_ps (1.0f), l[v]);
+    l[v] = inv;
+  }
+  for (size_t s = 0; s < s_end; s++)
+    for (int v = 0; v < nv; v++)
+      _mm512_storeu_ps (pp + s * pw + 16 * v,
+                        _mm512_mul_ps (_mm512_loadu_ps (pp + s * pw + 16 * v), l[v]));
+}
+
+/* Floats of scratch attend_packed needs. */
+static size_t
+packed_scratch_floats (const att *a)
+{
+  const size_t s8 = (a->S + 7) / 8 * 8, dv8 = (a->dv + 7) / 8 * 8;
+  const size_t tab = a->S > (a->kv_h + a->kv_w) * 32 ? a->S : (a->kv_h + a->kv_w) * 32;
+  return s8 * a->dqk + dv8 * a->S + a->S * 32 + a->dqk * 32 + tab;
+}
+
+/* Large problems (SAM's global blocks: 4096 x 4096 per head; a long prefill) on the packed
+ * product kernel (linear.h): the head's keys and its values' columns are packed once per
+ * item; then per panel of 32 queries, the logits P [S][32] = K q^T, the softmax down each
+ * column (all 32 queries at once), and out = P^T V, each output element summed in key
+ * order. Both products run at the kernel's rate on memory laid out for it. */
+static void
+attend_packed (const att *a, size_t h, size_t t0, size_t nq, float *scratch)
+{
+  const size_t hk = h / a->group, S = a->S, s8 = (S + 7) / 8 * 8, dv8 = (a->dv + 7) / 8 * 8;
+  float *kp = scratch, *vp = kp + s8 * a->dqk, *pp = vp + dv8 * S, *qp = pp + S * 32;
+  float *tab = qp + a->dqk * 32;
+  size_t s_item = S;
+
+  if (a->causal && a->pos0 + t0 + nq < s_item)
+    s_item = a->pos0 + t0 + nq;
+  dsk_mm_pack_rows (kp, a->k + hk * a->khs, a->ks, (int) s_item, a->dqk);
+  dsk_mm_pack_cols (vp, a->v + hk * a->vhs, a->vs, (int) a->dv, s_item);
+  for (size_t p0 = 0; p0 < nq; p0 += 32) {
+    const int n = (int) (nq - p0 < 32 ? nq - p0 : 32), pw = n > 16 ? 32 : 16;
+    size_t s_end = s_item;
+    if (a->causal && a->pos0 + t0 + p0 + (size_t) n < s_end)
+      s_end = a->pos0 + t0 + p0 + (size_t) n;
+    dsk_mm_pack_panels (qp, a->q + (t0 + p0) * a->qs + h * a->qhs, a->qs, n, a->dqk);
+    dsk_mm_packed (kp, a->dqk, (int) s_end, qp, pw, pw, a->dqk, pp, (size_t) pw, 1);
+    panel_softmax (a, h, t0 + p0, n, pw, pp, s_end, tab);
+    dsk_mm_packed (vp, s_item, (int) a->dv, pp, pw, n, s_end,
+                   a->out + (t0 + p0) * a->os + h * a->ohs, 1, a->os);
+  }
+}
+
+#endif /* DSK_X86_SIMD */
+
 /* Checks @p and resolves its defaults into @a (pointers left NULL). */
 static dsk_status
 resolve (const dsk_attention_params *p, att *a)
@@ -476,6 +615,22 @@ use_blas (const att *a)
 #endif
 }
 
+/* Whether @a takes the packed path: on CPUs with the packed product kernel (AVX-512), for the
+ * problems the BLAS path would take, and for bidirectional ones of at least 64 queries and
+ * keys (SAM's 14 x 14 windows, CLIP's 257 tokens), where packing a head's keys and values
+ * costs little beside its products. Causal problems below the BLAS size (a decoder prompt)
+ * keep the streaming kernel. force_path 3 forces it where it can run. */
+static int
+use_packed (const att *a)
+{
+  if (!dsk_mm_packed_ok ())
+    return 0;
+  if (force_path)
+    return force_path == 3;
+  return a->T >= BLAS_MIN_T &&
+         ((double) a->T * (double) a->S >= BLAS_MIN_TS || (!a->causal && a->S >= BLAS_MIN_T));
+}
+
 dsk_status
 dsk_attention_plan_cpu (const dsk_attention_params *p, size_t *n_items, size_t *scratch_floats)
 {
@@ -483,7 +638,13 @@ dsk_attention_plan_cpu (const dsk_attention_params *p, size_t *n_items, size_t *
   dsk_status st = resolve (p, &a);
   if (st != DSK_OK)
     return st;
-  if (use_blas (&a)) {
+  if (use_packed (&a)) {
+#if DSK_X86_SIMD
+    const size_t tb = a.T < PACKED_QROWS ? a.T : PACKED_QROWS;
+    *n_items = a.H * ((a.T + tb - 1) / tb);
+    *scratch_floats = packed_scratch_floats (&a);
+#endif
+  } else if (use_blas (&a)) {
     const size_t tb = a.T < BLAS_QROWS ? a.T : BLAS_QROWS;
     *n_items = a.H * ((a.T + tb - 1) / tb);
     *scratch_floats = tb * a.S;
@@ -506,6 +667,15 @@ dsk_attention_item_cpu (float *out, const float *q, const float *k, const float 
   a.v = v;
   a.out = out;
   const int simd = dsk_cpu_has_avx2 ();
+#if DSK_X86_SIMD
+  if (use_packed (&a)) {
+    /* heads outermost, as the streaming items */
+    const size_t tb = a.T < PACKED_QROWS ? a.T : PACKED_QROWS, n_tb = (a.T + tb - 1) / tb;
+    const size_t h = item / n_tb, t0 = (item % n_tb) * tb;
+    attend_packed (&a, h, t0, a.T - t0 < tb ? a.T - t0 : tb, scratch);
+    return;
+  }
+#endif
 #if DSOCR_HAVE_OPENBLAS
   if (use_blas (&a)) {
     /* heads outermost, as the streaming items: a head's blocks run back to back */

@@ -681,6 +681,7 @@ cpu_attention (dsk_backend *be, const dsk_tensor *out, const dsk_tensor *q, cons
 
 /* SAM's decomposed relative-position terms, query rows [t0, t1) of problem b. */
 typedef struct {
+  dsk_backend *be;
   const dsk_tensor *rel_h, *rel_w, *q, *tab_h, *tab_w;
   size_t rows_per_item, n_tb;
 } rel_run;
@@ -715,19 +716,60 @@ rel_item (void *ctx, int item, int thread)
   }
 }
 
+/* The same as products on the packed kernel (linear.h): for one grid row qy, rel_h of its
+ * tokens is their queries times the table rows qy + size - 1 - k, the same rows for every
+ * token and head; likewise rel_w for one grid column. Item: (problem, grid row or column). */
+static void
+rel_packed_item (void *ctx, int item, int thread)
+{
+  const rel_run *c = ctx;
+  const size_t size = c->rel_h->ne[3], H = c->q->ne[2], hd = c->q->ne[3];
+  const size_t b = (size_t) item / (2 * size), j = (size_t) item % (2 * size);
+  const int is_w = j >= size;
+  const size_t g = is_w ? j - size : j, ldt = c->tab_h->st[0];
+  const dsk_tensor *rel = is_w ? c->rel_w : c->rel_h;
+  const float *tab = is_w ? c->tab_w->data : c->tab_h->data;
+  float *rows = dsk_pool_scratch (dsk_cpu_of (c->be)->pool, thread, 0);
+  float *wp = rows + size * hd, *xp = wp + (size + 7) / 8 * 8 * hd;
+  const int npad = (int) ((size + 15) / 16 * 16);
+
+  for (size_t k = 0; k < size; k++)
+    memcpy (rows + k * hd, tab + (g + size - 1 - k) * ldt, sizeof (float) * hd);
+  dsk_mm_pack_rows (wp, rows, hd, (int) size, hd);
+  for (size_t h = 0; h < H; h++) {
+    /* rel_h: the tokens g * size + i of grid row g; rel_w: the tokens i * size + g */
+    const float *q0 = (const float *) c->q->data + b * c->q->st[0] +
+                      (is_w ? g : g * size) * c->q->st[1] + h * c->q->st[2];
+    float *dst = (float *) rel->data + b * rel->st[0] + h * rel->st[1] +
+                 (is_w ? g : g * size) * rel->st[2];
+    dsk_mm_pack_panels (xp, q0, (is_w ? size : 1) * c->q->st[1], (int) size, hd);
+    dsk_mm_packed (wp, hd, (int) size, xp, npad, (int) size, hd, dst, 1,
+                   (is_w ? size : 1) * rel->st[2]);
+  }
+}
+
 static void
 cpu_rel_pos (dsk_backend *be, const dsk_tensor *rel_h, const dsk_tensor *rel_w,
              const dsk_tensor *q, const dsk_tensor *tab_h, const dsk_tensor *tab_w)
 {
-  const size_t B = q->ne[0], n = q->ne[1], size = rel_h->ne[3];
-  rel_run c = { rel_h, rel_w, q, tab_h, tab_w, 64, 0 };
+  const size_t B = q->ne[0], n = q->ne[1], size = rel_h->ne[3], hd = q->ne[3];
+  const double flops = 4.0 * (double) B * n * q->ne[2] * size * hd;
+  rel_run c = { be, rel_h, rel_w, q, tab_h, tab_w, 64, 0 };
   c.n_tb = (n + c.rows_per_item - 1) / c.rows_per_item;
   if (tab_w->st[0] != tab_h->st[0]) {
     dsk_backend_fail (be, DSK_ERR_UNSUPPORTED, "rel_pos: tables of different strides");
     return;
   }
-  dsk_pool_run (dsk_cpu_of (be)->pool, (int) (B * c.n_tb),
-                4.0 * (double) B * n * q->ne[2] * size * q->ne[3], rel_item, &c);
+  if (dsk_mm_packed_ok ()) {
+    const size_t scratch = size * hd + (size + 7) / 8 * 8 * hd + (size + 15) / 16 * 16 * hd;
+    if (!dsk_pool_reserve_scratch (dsk_cpu_of (be)->pool, scratch)) {
+      dsk_backend_fail (be, DSK_ERR_NOMEM, "rel_pos: out of memory for scratch");
+      return;
+    }
+    dsk_pool_run (dsk_cpu_of (be)->pool, (int) (B * 2 * size), flops, rel_packed_item, &c);
+    return;
+  }
+  dsk_pool_run (dsk_cpu_of (be)->pool, (int) (B * c.n_tb), flops, rel_item, &c);
 }
 
 /* ---- convolution ---- */

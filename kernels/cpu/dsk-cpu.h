@@ -37,7 +37,8 @@ const char *dsk_cpu_simd_name (void);
 
 /* Test and benchmark hooks, not for the engine: force the plain C paths (@on nonzero); the
  * attention path (0 automatic, 1 streaming kernel, 2 BLAS, which falls back to 1 without
- * OpenBLAS). Not thread-safe: set before running ops. */
+ * OpenBLAS, 3 the packed product kernel, falling back to 1 or 2 without AVX-512). Not
+ * thread-safe: set before running ops. */
 void dsk_cpu_force_generic (int on);
 void dsk_attention_force_path (int path);
 
@@ -208,6 +209,29 @@ dsk_exp8_avx2 (__m256 x)
   __m256i e = _mm256_slli_epi32 (_mm256_add_epi32 (_mm256_cvtps_epi32 (fx), _mm256_set1_epi32 (127)), 23);
   __m256 r = _mm256_mul_ps (p, _mm256_castsi256_ps (e));
   return _mm256_andnot_ps (under, r);
+}
+
+/* The same for 16 floats with AVX-512F. */
+static inline __attribute__ ((always_inline, target ("avx512f"))) __m512
+dsk_exp16_avx512 (__m512 x)
+{
+  const __m512 lo = _mm512_set1_ps (-87.3365447505531f), hi = _mm512_set1_ps (88.0f);
+  const __mmask16 under = _mm512_cmp_ps_mask (x, lo, _CMP_LT_OQ);
+  x = _mm512_min_ps (_mm512_max_ps (x, lo), hi);
+  __m512 fx = _mm512_roundscale_ps (_mm512_mul_ps (x, _mm512_set1_ps (1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps (fx, _mm512_set1_ps (0.693359375f), x);
+  x = _mm512_fnmadd_ps (fx, _mm512_set1_ps (-2.12194440e-4f), x);
+  __m512 p = _mm512_set1_ps (1.9875691500e-4f);
+  p = _mm512_fmadd_ps (p, x, _mm512_set1_ps (1.3981999507e-3f));
+  p = _mm512_fmadd_ps (p, x, _mm512_set1_ps (8.3334519073e-3f));
+  p = _mm512_fmadd_ps (p, x, _mm512_set1_ps (4.1665795894e-2f));
+  p = _mm512_fmadd_ps (p, x, _mm512_set1_ps (1.6666665459e-1f));
+  p = _mm512_fmadd_ps (p, x, _mm512_set1_ps (5.0000001201e-1f));
+  p = _mm512_fmadd_ps (p, _mm512_mul_ps (x, x), _mm512_add_ps (x, _mm512_set1_ps (1.0f)));
+  __m512i e = _mm512_slli_epi32 (_mm512_add_epi32 (_mm512_cvtps_epi32 (fx),
+                                                   _mm512_set1_epi32 (127)), 23);
+  return _mm512_maskz_mov_ps (~under, _mm512_mul_ps (p, _mm512_castsi512_ps (e)));
 }
 #endif
 

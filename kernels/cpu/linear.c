@@ -30,8 +30,9 @@
  * tile: out[t][r] = x_t · w_r for 1 or 4 token rows and 4 weight rows, the weights widened in
  * registers; sums lanes at the end. Used for few tokens (decode reads each weight once and is
  * bound by memory) and as the only kernel without AVX-512.
- * packed (AVX-512): 8 f32 weight rows x 16 or 32 tokens of a packed x ([k][token]); each
- * weight is broadcast against 16 tokens, so the accumulators hold finished outputs. */
+ * packed (AVX-512): 8 f32 weight rows x 16 or 32 tokens of a packed x; each weight is
+ * broadcast against 16 tokens, so the accumulators hold finished outputs. Both operands are
+ * read sequentially: the 8 rows interleaved ([k][8]), the tokens as a panel ([k][32]). */
 
 #define TILE 4
 #define ROW_BLOCK 16   /* weight rows per work item (a multiple of 8) */
@@ -43,13 +44,16 @@ typedef struct {
 
 typedef void (*tile_fn) (const tile_args *a, int nt, size_t in, float out[TILE][TILE]);
 typedef void (*widen_fn) (float *dst, const void *src, size_t n);
-typedef void (*packed_fn) (const float *w, size_t in, const float *xp, size_t ldx, int nv,
+typedef void (*packed_fn) (const float *w, size_t in, const float *xp, int nv,
                            float out[8][32]);
 
 typedef struct {
   tile_fn tile[DSK_N_DTYPES];   /* F32, BF16 and F16 set */
   widen_fn widen[DSK_N_DTYPES]; /* BF16 and F16 set */
   packed_fn packed;             /* NULL without AVX-512 */
+  /* stores a packed kernel's out[8][32] block where it can (0: the caller's loop) */
+  int (*store) (const float out[8][32], int wr, int nt, float *dst, size_t ld_r, size_t ld_t,
+                int acc, const float *bias);
 } kernels;
 
 #define weight_at dsk_cpu_weight_at
@@ -206,18 +210,17 @@ DEFINE_TILE (tile_avx512, "avx512f,fma", 16, vf16, load_avx512)
 DEFINE_TILE (tile_avx2, "avx2,fma,f16c", 8, vf8, load_avx2)
 
 static inline __attribute__ ((always_inline, target ("avx512f,fma"))) void
-packed_avx512_body (const float *w, size_t in, const float *xp, size_t ldx, int nv,
-                    float out[8][32])
+packed_avx512_body (const float *w, size_t in, const float *xp, int nv, float out[8][32])
 {
   __m512 acc[8][2];
 
   for (int r = 0; r < 8; r++)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
   for (size_t k = 0; k < in; k++) {
-    const __m512 x0 = _mm512_loadu_ps (xp + k * ldx);
-    const __m512 x1 = nv == 2 ? _mm512_loadu_ps (xp + k * ldx + 16) : x0;
+    const __m512 x0 = _mm512_loadu_ps (xp + k * 16 * nv);
+    const __m512 x1 = nv == 2 ? _mm512_loadu_ps (xp + k * 32 + 16) : x0;
     for (int r = 0; r < 8; r++) {
-      const __m512 wv = _mm512_set1_ps (w[r * in + k]);
+      const __m512 wv = _mm512_set1_ps (w[k * 8 + r]);
       acc[r][0] = _mm512_fmadd_ps (wv, x0, acc[r][0]);
       if (nv == 2)
         acc[r][1] = _mm512_fmadd_ps (wv, x1, acc[r][1]);
@@ -231,12 +234,66 @@ packed_avx512_body (const float *w, size_t in, const float *xp, size_t ldx, int 
 }
 
 static __attribute__ ((target ("avx512f,fma"))) void
-packed_avx512 (const float *w, size_t in, const float *xp, size_t ldx, int nv, float out[8][32])
+packed_avx512 (const float *w, size_t in, const float *xp, int nv, float out[8][32])
 {
   if (nv == 2)
-    packed_avx512_body (w, in, xp, ldx, 2, out);
+    packed_avx512_body (w, in, xp, 2, out);
   else
-    packed_avx512_body (w, in, xp, ldx, 1, out);
+    packed_avx512_body (w, in, xp, 1, out);
+}
+
+/* out[8][32] -> dst[r * ld_r + t * ld_t] for the usual linear layout (ld_r 1: each token's 8
+ * outputs are consecutive): 8 x 8 blocks transposed in registers, so that a token's outputs
+ * go out as one store instead of eight scattered ones. Other layouts and short blocks take the
+ * scalar loop. */
+static inline __attribute__ ((always_inline, target ("avx2,fma"))) void
+transpose8 (__m256 r[8])
+{
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps (r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps (r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps (t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps (t[i], t[i + 2], 0xee);
+    u[i + 2] = _mm256_shuffle_ps (t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps (t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps (u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps (u[i], u[i + 4], 0x31);
+  }
+}
+
+static __attribute__ ((target ("avx2,fma"))) int
+store_block_avx2 (const float out[8][32], int wr, int nt, float *dst, size_t ld_r, size_t ld_t,
+                  int acc, const float *bias)
+{
+  if (ld_r != 1 || wr != 8)
+    return 0;
+  const __m256 b = bias ? _mm256_loadu_ps (bias) : _mm256_setzero_ps ();
+  int t0 = 0;
+  for (; t0 + 8 <= nt; t0 += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; i++)
+      r[i] = _mm256_loadu_ps (&out[i][t0]);
+    transpose8 (r);   /* r[j]: the 8 outputs of token t0 + j */
+    for (int j = 0; j < 8; j++) {
+      float *d = dst + (size_t) (t0 + j) * ld_t;
+      __m256 v = acc ? _mm256_add_ps (_mm256_loadu_ps (d), r[j]) : r[j];
+      if (bias)   /* after the sum, as add_bias does */
+        v = _mm256_add_ps (v, b);
+      _mm256_storeu_ps (d, v);
+    }
+  }
+  for (int t = t0; t < nt; t++)
+    for (int i = 0; i < 8; i++) {
+      float *d = dst + (size_t) t * ld_t + i;
+      float v = acc ? *d + out[i][t] : out[i][t];
+      *d = bias ? v + bias[i] : v;
+    }
+  return 1;
 }
 
 static const kernels kernels_avx512 = {
@@ -244,6 +301,7 @@ static const kernels kernels_avx512 = {
             [DSK_F16] = tile_avx512_f16 },
   .widen = { [DSK_BF16] = tile_avx512_widen_bf16, [DSK_F16] = tile_avx512_widen_f16 },
   .packed = packed_avx512,
+  .store = store_block_avx2,
 };
 
 static const kernels kernels_avx2 = {
@@ -383,15 +441,26 @@ ensure_items (dsk_mm *mm, size_t n)
   return 1;
 }
 
-/* Adds the bias of rows [r0, r0 + nr) to y rows [0, n). */
-static void
-add_bias (const dsk_mat *w, int r0, int nr, float *y, size_t ldy, size_t n)
+/* The bias of rows [r0, r0 + nr) as f32 into @b (NULL when the product has none). */
+static const float *
+bias_f32 (const dsk_mat *w, int r0, int nr, float *b)
 {
   if (!w->bias)
+    return NULL;
+  for (int r = 0; r < nr; r++)
+    b[r] = weight_at (w->bias, w->bias_dtype, (size_t) (r0 + r));
+  return b;
+}
+
+/* Adds @b [nr] (NULL: nothing) to y rows [0, n). */
+static void
+add_bias (const float *b, int nr, float *y, size_t ldy, size_t n)
+{
+  if (!b)
     return;
   for (size_t i = 0; i < n; i++)
     for (int r = 0; r < nr; r++)
-      y[i * ldy + r] += weight_at (w->bias, w->bias_dtype, (size_t) (r0 + r));
+      y[i * ldy + r] += b[r];
 }
 
 /* Stores @v at @d, or adds it there (accumulate). */
@@ -440,51 +509,179 @@ rows_tiles (const kernels *k, const float *const *x_rows, int n, const dsk_mat *
   }
 }
 
-/* dst[r * ld_r + t * ld_t] (=|+=) W[r0 + r] · x_t for r < nr, t < n, with x packed as xp[k][t]
- * ([cols][npad]). The rows are widened into @wbuf [nr, cols] (zero rows up to a multiple of
- * 8). Token groups are the outer loop: a group's packed columns (cols x 32 floats) stay in cache
- * while every row group of the block passes over them, so the packed x is read from memory
- * once per block, not once per 8 rows. */
+/* The packed x: panels of 32 tokens (the last one 16 when npad is an odd multiple of 16), each
+ * [cols][width] contiguous, so that a kernel call streams one block of memory. Token t of
+ * column k sits at panel_at (xp, cols, npad, k, t). */
+static inline int
+panel_width (int npad, int tg)
+{
+  return npad - tg >= 32 ? 32 : 16;
+}
+
+static inline size_t
+panel_at (size_t cols, int npad, size_t k, int t)
+{
+  const int tg = t & ~31;
+  return (size_t) tg * cols + k * (size_t) panel_width (npad, tg) + (size_t) (t - tg);
+}
+
+/* W[r0 .. r0 + nr) widened into @wbuf as groups of 8 rows interleaved ([nr8 / 8][cols][8], the
+ * rows past nr zero), the layout the packed kernel reads. */
 static void
-rows_packed (const kernels *k, const float *xp, int npad, int n, const dsk_mat *w, int r0,
-             int nr, float *dst, size_t ld_r, size_t ld_t, float *wbuf, int acc)
+pack_rows (const kernels *k, const dsk_mat *w, int r0, int nr, float *wbuf, float *row_tmp)
 {
   const size_t in = (size_t) w->cols, es = dsk_dtype_size (w->dtype);
   const char *base = (const char *) w->data + (size_t) r0 * w->ld * es;
   const int nr8 = (nr + 7) / 8 * 8;
+
+  for (int r = 0; r < nr8; r++) {
+    float *g = wbuf + (size_t) (r / 8) * in * 8 + (size_t) (r % 8);
+    const float *src = row_tmp;
+    if (r >= nr) {
+      for (size_t kk = 0; kk < in; kk++)
+        g[kk * 8] = 0.0f;
+      continue;
+    }
+    if (w->dtype == DSK_F32)
+      src = (const float *) (base + (size_t) r * w->ld * es);
+    else
+      k->widen[w->dtype] (row_tmp, base + (size_t) r * w->ld * es, in);   /* F32 needs none */
+    for (size_t kk = 0; kk < in; kk++)
+      g[kk * 8] = src[kk];
+  }
+}
+
+/* Floats of scratch rows_packed needs for @nr rows of @cols: the interleaved rows and one
+ * widened row. */
+static size_t
+packed_scratch (int nr, size_t cols)
+{
+  return (size_t) ((nr + 7) / 8 * 8 + 1) * cols;
+}
+
+/* dst[r * ld_r + t * ld_t] (=|+=) W[r0 + r] · x_t for r < nr, t < n, with x packed in panels
+ * (xp, [npad] tokens of [cols]). @wbuf: packed_scratch (nr, cols) floats. Token groups are
+ * the outer loop: a panel (cols x 32 floats) stays in cache while every row group of the
+ * block passes over it, so the packed x is read from memory once per block. */
+static void
+rows_packed (const kernels *k, const float *xp, int npad, int n, const dsk_mat *w, int r0,
+             int nr, float *dst, size_t ld_r, size_t ld_t, float *wbuf, int acc,
+             const float *bias)
+{
+  const size_t in = (size_t) w->cols;
+  const int nr8 = (nr + 7) / 8 * 8;
   float out[8][32];
 
-  for (int r = 0; r < nr; r++) {
-    const char *row = base + (size_t) r * w->ld * es;
-    if (w->dtype == DSK_F32)
-      memcpy (wbuf + (size_t) r * in, row, sizeof (float) * in);
-    else
-      k->widen[w->dtype] (wbuf + (size_t) r * in, row, in);
-  }
-  memset (wbuf + (size_t) nr * in, 0, sizeof (float) * (size_t) (nr8 - nr) * in);
+  pack_rows (k, w, r0, nr, wbuf, wbuf + (size_t) nr8 * in);
   for (int tg = 0; tg < npad; tg += 32) {
-    const int nv = npad - tg >= 32 ? 2 : 1;
+    const int nv = panel_width (npad, tg) / 16;
     const int nt = n - tg < 16 * nv ? n - tg : 16 * nv;
     for (int rg = 0; rg < nr; rg += 8) {
       const int wr = nr - rg < 8 ? nr - rg : 8;
-      k->packed (wbuf + (size_t) rg * in, in, xp + tg, (size_t) npad, nv, out);
-      for (int r = 0; r < wr; r++)
-        for (int t = 0; t < nt; t++)
-          put (&dst[(size_t) (rg + r) * ld_r + (size_t) (tg + t) * ld_t], out[r][t], acc);
+      float *d = dst + (size_t) rg * ld_r + (size_t) tg * ld_t;
+      k->packed (wbuf + (size_t) rg * in, in, xp + (size_t) tg * in, nv, out);
+      if (!k->store (out, wr, nt, d, ld_r, ld_t, acc, bias ? bias + rg : NULL))
+        for (int r = 0; r < wr; r++)
+          for (int t = 0; t < nt; t++) {
+            float *e = &d[(size_t) r * ld_r + (size_t) t * ld_t];
+            put (e, out[r][t], acc);
+            if (bias)
+              *e += bias[rg + r];
+          }
     }
   }
 }
 
-/* xp[k][t] = x_rows[t][k] for k in [k0, k0 + kn), zero for t in [n, npad). */
+/* The panels' columns [k0, k0 + kn) from x_rows [n] (zero for tokens n .. npad). */
 static void
-pack_columns (float *xp, int npad, const float *const *x_rows, int n, size_t k0, size_t kn)
+pack_columns (float *xp, int npad, size_t cols, const float *const *x_rows, int n, size_t k0,
+              size_t kn)
 {
-  for (size_t kk = k0; kk < k0 + kn; kk++) {
-    float *d = xp + kk * (size_t) npad;
-    for (int t = 0; t < n; t++)
-      d[t] = x_rows[t][kk];
-    for (int t = n; t < npad; t++)
-      d[t] = 0.0f;
+  for (int tg = 0; tg < npad; tg += 32) {
+    const int pw = panel_width (npad, tg);
+    float *p = xp + (size_t) tg * cols;
+    for (size_t kk = k0; kk < k0 + kn; kk++) {
+      float *d = p + kk * (size_t) pw;
+      for (int t = 0; t < pw; t++)
+        d[t] = tg + t < n ? x_rows[tg + t][kk] : 0.0f;
+    }
+  }
+}
+
+/* ---- the packed product's parts, for kernels that lay out their own operands ---- */
+
+int
+dsk_mm_packed_ok (void)
+{
+  return pick_kernels ()->packed != NULL;
+}
+
+void
+dsk_mm_pack_panels (float *xp, const float *x, size_t ldx, int n, size_t cols)
+{
+  const int npad = (n + 15) / 16 * 16;
+  for (int tg = 0; tg < npad; tg += 32) {
+    const int pw = panel_width (npad, tg);
+    float *p = xp + (size_t) tg * cols;
+    for (int t = 0; t < pw; t++) {
+      if (tg + t < n) {
+        const float *row = x + (size_t) (tg + t) * ldx;
+        for (size_t kk = 0; kk < cols; kk++)
+          p[kk * (size_t) pw + (size_t) t] = row[kk];
+      } else {
+        for (size_t kk = 0; kk < cols; kk++)
+          p[kk * (size_t) pw + (size_t) t] = 0.0f;
+      }
+    }
+  }
+}
+
+void
+dsk_mm_pack_rows (float *wp, const float *w, size_t ld, int nr, size_t cols)
+{
+  const dsk_mat m = { .data = w, .dtype = DSK_F32, .rows = nr, .cols = (int) cols, .ld = ld };
+  pack_rows (pick_kernels (), &m, 0, nr, wp, NULL);
+}
+
+void
+dsk_mm_pack_cols (float *wp, const float *m, size_t ld, int nr, size_t cols)
+{
+  const int nr8 = (nr + 7) / 8 * 8;
+  for (int g = 0; g < nr8; g += 8) {
+    float *d = wp + (size_t) g * cols;
+    const int w = nr - g < 8 ? nr - g : 8;
+    for (size_t kk = 0; kk < cols; kk++) {
+      const float *src = m + kk * ld + (size_t) g;
+      for (int j = 0; j < 8; j++)
+        d[kk * 8 + (size_t) j] = j < w ? src[j] : 0.0f;
+    }
+  }
+}
+
+void
+dsk_mm_packed (const float *wp, size_t wp_cols, int nr, const float *xp, int npad, int n,
+               size_t cols, float *dst, size_t ld_r, size_t ld_t)
+{
+  const kernels *k = pick_kernels ();
+  float out[8][32];
+
+  for (int tg = 0; tg < npad; tg += 32) {
+    const int nv = panel_width (npad, tg) / 16;
+    const int nt = n - tg < 16 * nv ? n - tg : 16 * nv;
+    for (int rg = 0; rg < nr; rg += 8) {
+      const int wr = nr - rg < 8 ? nr - rg : 8;
+      k->packed (wp + (size_t) rg * wp_cols, cols, xp + (size_t) tg * cols, nv, out);
+      if (k->store (out, wr, nt, dst + (size_t) rg * ld_r + (size_t) tg * ld_t, ld_r, ld_t, 0,
+                    NULL)) {
+      } else if (ld_t == 1 && nt == 16 * nv) {
+        for (int r = 0; r < wr; r++)
+          memcpy (&dst[(size_t) (rg + r) * ld_r + (size_t) tg], out[r], sizeof (float) * nt);
+      } else {
+        for (int r = 0; r < wr; r++)
+          for (int t = 0; t < nt; t++)
+            dst[(size_t) (rg + r) * ld_r + (size_t) (tg + t) * ld_t] = out[r][t];
+      }
+    }
   }
 }
 
@@ -508,7 +705,7 @@ linear_pack_item (void *ctx, int item, int thread)
 {
   linear_run *c = ctx;
   const size_t k0 = (size_t) item * PACK_CHUNK, left = (size_t) c->w->cols - k0;
-  pack_columns (c->mm->xpack.data, c->npad, c->mm->xr, (int) c->n, k0,
+  pack_columns (c->mm->xpack.data, c->npad, (size_t) c->w->cols, c->mm->xr, (int) c->n, k0,
                 left < PACK_CHUNK ? left : PACK_CHUNK);
 }
 
@@ -519,13 +716,16 @@ linear_item (void *ctx, int item, int thread)
   const int r0 = item * c->rows_per_item;
   const int nr = c->w->rows - r0 < c->rows_per_item ? c->w->rows - r0 : c->rows_per_item;
   float *wbuf = dsk_pool_scratch (c->mm->pool, thread, 0);   /* reserved before the run */
+  float bias_buf[DSK_MM_PACK_MAX_ROWS];
+  const float *bias = bias_f32 (c->w, r0, nr, bias_buf);
 
-  if (c->npad)
+  if (c->npad) {
     rows_packed (c->mm->k, c->mm->xpack.data, c->npad, (int) c->n, c->w, r0, nr, c->y + r0, 1,
-                 c->ldy, wbuf, c->acc);
-  else
+                 c->ldy, wbuf, c->acc, bias);
+  } else {
     rows_tiles (c->mm->k, c->mm->xr, (int) c->n, c->w, r0, nr, c->y + r0, c->ldy, wbuf, c->acc);
-  add_bias (c->w, r0, nr, c->y + r0, c->ldy, c->n);
+    add_bias (bias, nr, c->y + r0, c->ldy, c->n);
+  }
 }
 
 #if DSOCR_HAVE_OPENBLAS
@@ -552,7 +752,11 @@ linear_blas_item (void *ctx, int item, int thread)
   }
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (int) c->n, nr, (int) in, 1.0f, c->x,
                (int) c->ldx, wb, (int) ldw, c->acc ? 1.0f : 0.0f, c->y + r0, (int) c->ldy);
-  add_bias (w, r0, nr, c->y + r0, c->ldy, c->n);
+  for (int b0 = 0; w->bias && b0 < nr; b0 += DSK_MM_PACK_MAX_ROWS) {
+    const int nb = nr - b0 < DSK_MM_PACK_MAX_ROWS ? nr - b0 : DSK_MM_PACK_MAX_ROWS;
+    float bias_buf[DSK_MM_PACK_MAX_ROWS];
+    add_bias (bias_f32 (w, r0 + b0, nb, bias_buf), nb, c->y + r0 + b0, c->ldy, c->n);
+  }
 }
 #endif
 
@@ -595,7 +799,7 @@ dsk_mm_linear (dsk_mm *mm, float *y, size_t ldy, const float *x, size_t ldx, siz
                                                     ? DSK_MM_PACK_MAX_ROWS : rows;
   }
   if (!ensure_xr (mm, n) ||
-      !dsk_pool_reserve_scratch (mm->pool, (size_t) c.rows_per_item * in) ||
+      !dsk_pool_reserve_scratch (mm->pool, packed_scratch (c.rows_per_item, in)) ||
       (c.npad && !ensure (&mm->xpack, in * (size_t) c.npad)))
     return 0;
   for (size_t i = 0; i < n; i++)
@@ -625,7 +829,7 @@ experts_pack_item (void *ctx, int item, int thread)
   experts_run *c = ctx;
   const job_state *st = &c->mm->js[item];
   if (st->npad)
-    pack_columns (st->xp, st->npad, c->mm->xr + st->x_off, c->jobs[item].n, 0, c->H);
+    pack_columns (st->xp, st->npad, c->H, c->mm->xr + st->x_off, c->jobs[item].n, 0, c->H);
 }
 
 /* silu(gate) * up for rows [r0, r0 + nr) of a job's hidden layer. */
@@ -643,13 +847,17 @@ experts_gate_up_item (void *ctx, int item, int thread)
     /* gate and up as [nr][npad], then silu(g) * u straight into the packed hidden rows */
     float *g = scr, *u = scr + (size_t) ROW_BLOCK * st->npad;
     float *wbuf = u + (size_t) ROW_BLOCK * st->npad;
-    float *hp = st->hp + (size_t) r0 * st->npad;
     rows_packed (c->mm->k, st->xp, st->npad, st->npad, &j->gate, r0, nr, g, (size_t) st->npad, 1,
-                 wbuf, 0);
+                 wbuf, 0, NULL);
     rows_packed (c->mm->k, st->xp, st->npad, st->npad, &j->up, r0, nr, u, (size_t) st->npad, 1,
-                 wbuf, 0);
-    for (size_t i = 0; i < (size_t) nr * st->npad; i++)
-      hp[i] = g[i] / (1.0f + expf (-g[i])) * u[i];
+                 wbuf, 0, NULL);
+    /* into the hidden panels the down projection reads as its packed x */
+    for (int r = 0; r < nr; r++)
+      for (int t = 0; t < st->npad; t++) {
+        const size_t i = (size_t) r * st->npad + (size_t) t;
+        st->hp[panel_at ((size_t) inter, st->npad, (size_t) (r0 + r), t)] =
+          g[i] / (1.0f + expf (-g[i])) * u[i];
+      }
   } else {
     float *g = scr, *u = scr + (size_t) j->n * ROW_BLOCK, *wbuf = u + (size_t) j->n * ROW_BLOCK;
     const float *const *x_rows = c->mm->xr + st->x_off;
@@ -675,7 +883,8 @@ experts_down_item (void *ctx, int item, int thread)
   float *wbuf = dsk_pool_scratch (c->mm->pool, thread, 0), *dst = c->out + j->slot0 * c->H + r0;
 
   if (st->npad) {
-    rows_packed (c->mm->k, st->hp, st->npad, j->n, &j->down, r0, nr, dst, 1, c->H, wbuf, 0);
+    rows_packed (c->mm->k, st->hp, st->npad, j->n, &j->down, r0, nr, dst, 1, c->H, wbuf, 0,
+                 NULL);
   } else {
     const float *const *h_rows = c->mm->xr + st->x_off + j->n;
     rows_tiles (c->mm->k, h_rows, j->n, &j->down, r0, nr, dst, c->H, wbuf, 0);
@@ -717,7 +926,8 @@ dsk_mm_experts (dsk_mm *mm, const dsk_expert_job *jobs, int n_jobs, const float 
     flops += 6.0 * n * (double) inter * (double) H;
   }
   /* per thread: an item's gate and up results, then one widened weight block */
-  if (!dsk_pool_reserve_scratch (mm->pool, (2 * max_n + max_in) * ROW_BLOCK) ||
+  if (!dsk_pool_reserve_scratch (mm->pool,
+                                 2 * max_n * ROW_BLOCK + packed_scratch (ROW_BLOCK, max_in)) ||
       !ensure (&mm->xpack, xp_total ? xp_total : 1) ||
       !ensure (&mm->hpack, hp_total ? hp_total : 1) || !ensure_xr (mm, n_rows) ||
       !ensure_items (mm, n_a + n_b))

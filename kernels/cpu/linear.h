@@ -74,6 +74,24 @@ int dsk_mm_experts (dsk_mm *mm, const dsk_expert_job *jobs, int n_jobs, const fl
 void dsk_mm_xw (float *y, size_t ldy, const float *x, size_t ldx, const void *w,
                 dsk_dtype w_dtype, size_t ld_w, size_t n, size_t in_dim, size_t out_dim);
 
+/* The packed kernel's parts, for kernels that lay out their own operands (attention.c).
+ * Only where dsk_mm_packed_ok() (AVX-512). Layouts: x as panels of 32 tokens ([cols][32],
+ * the last one 16 when the padded count npad = round16(n) is an odd multiple of 16), weights
+ * as groups of 8 rows interleaved ([round8(nr) / 8][wp_cols][8]). */
+int dsk_mm_packed_ok (void);
+/* xp [npad * cols] = the @n rows x_t = x + t * ldx ([cols] each) as panels, zero past n. */
+void dsk_mm_pack_panels (float *xp, const float *x, size_t ldx, int n, size_t cols);
+/* wp [round8(nr) * cols] = the @nr rows w + r * ld ([cols] each, F32), interleaved by 8. */
+void dsk_mm_pack_rows (float *wp, const float *w, size_t ld, int nr, size_t cols);
+/* wp [round8(nr) * cols] = the columns 0 .. nr of the [cols, *] matrix m (rows @ld apart) as
+ * rows (wp row j = m[:, j]), interleaved by 8: the transposed values of an attention head. */
+void dsk_mm_pack_cols (float *wp, const float *m, size_t ld, int nr, size_t cols);
+/* dst[r * ld_r + t * ld_t] = wp row r · x_t over the first @cols columns, for r < nr, t < n
+ * (@wp packed with wp_cols >= cols columns). One accumulation order per element, as in
+ * dsk_mm_linear. */
+void dsk_mm_packed (const float *wp, size_t wp_cols, int nr, const float *xp, int npad, int n,
+                    size_t cols, float *dst, size_t ld_r, size_t ld_t);
+
 /* Test and benchmark hooks, not thread-safe: dsk_mm_new() after the call picks at most the
  * kernels named (AVX2 still needs the CPU to have it); products of at least @n tokens take the
  * packed kernel where there is one (0: back to the default, 16); the path of many-row products
