@@ -6,8 +6,9 @@
  * Decode (n = 1: lm_head [129280, 1280], one expert [896, 1280]), a MoE expert over a few
  * routed tokens, prefill (n = 256 to 1024), and the vision tower's products (SAM over a 1024
  * view's 4096 tokens, CLIP's 257, a Gundam page's six 640 tiles batched). Weights are BF16 as
- * in the checkpoint unless the shape says otherwise. Prints numbers only; memory bandwidth is
- * reported since decode is bound by reading W. */
+ * in the checkpoint unless the shape says otherwise (Q8 / Q4: quantized from BF16 at the
+ * start, as a model's load does). Prints numbers only; memory bandwidth is reported since
+ * decode is bound by reading W. */
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,14 @@ static const shape shapes[] = {
   { "q_proj prefill 1024", 1024, 1280,  1280, DSK_BF16 },
   { "q_proj prefill f32", 512, 1280,   1280, DSK_F32 },
   { "q_proj decode f16",    1, 1280,   1280, DSK_F16 },
+  { "lm_head decode",       1, 1280, 129280, DSK_Q8 },
+  { "lm_head decode",       1, 1280, 129280, DSK_Q4 },
+  { "expert decode",        1, 1280,    896, DSK_Q8 },
+  { "expert decode",        1, 1280,    896, DSK_Q4 },
+  { "expert down decode",   1,  896,   1280, DSK_Q4 },
+  { "expert 8 tokens",      8, 1280,    896, DSK_Q4 },
+  { "expert prefill",     512, 1280,    896, DSK_Q8 },
+  { "expert prefill",     512, 1280,    896, DSK_Q4 },
   { "clip qkv 257",       257, 1024,   3072, DSK_BF16 },
   { "clip fc1 257",       257, 1024,   4096, DSK_BF16 },
   { "clip qkv 6x101",     606, 1024,   3072, DSK_BF16 },
@@ -90,16 +99,18 @@ main (int argc, char **argv)
   GRand *rng = g_rand_new_with_seed (1);
   for (size_t si = 0; si < G_N_ELEMENTS (shapes); si++) {
     const shape *s = &shapes[si];
-    size_t wbytes = s->in * s->out * dsk_dtype_size (s->wt);
+    const gboolean quant = s->wt == DSK_Q8 || s->wt == DSK_Q4;
+    const dsk_dtype host_dt = quant ? DSK_BF16 : s->wt;   /* quantized from bf16, as at load */
+    size_t wbytes = s->in * s->out * dsk_dtype_size (host_dt);
     void *w = g_malloc (wbytes);
     float *x = g_new (float, s->n * s->in), *y = g_new (float, s->n * s->out);
     for (size_t i = 0; i < s->n * s->in; i++)
       x[i] = (float) g_rand_double_range (rng, -1.0, 1.0);
     for (size_t i = 0; i < s->in * s->out; i++) {
       float v = (float) g_rand_double_range (rng, -0.05, 0.05);
-      if (s->wt == DSK_F32)
+      if (host_dt == DSK_F32)
         ((float *) w)[i] = v;
-      else if (s->wt == DSK_BF16)
+      else if (host_dt == DSK_BF16)
         ((uint16_t *) w)[i] = dsk_f32_to_bf16 (v);
       else
         ((uint16_t *) w)[i] = (uint16_t) (0x2000 | (g_rand_int (rng) & 0x83ff));  /* small f16 */
@@ -108,7 +119,12 @@ main (int argc, char **argv)
     /* one warm-up call, then repeat for about 0.3 s (0.1 s with --quick), at least 3 calls */
     const double target = quick ? 0.1 : 0.3;
     const dsk_tensor tx = dsk_tensor_host_2d (x, DSK_F32, s->n, s->in);
-    const dsk_tensor tw = dsk_tensor_host_2d (w, s->wt, s->out, s->in);
+    dsk_tensor tw = dsk_tensor_host_2d (w, host_dt, s->out, s->in);
+    dsk_weight_storage *storage = dsk_weight_storage_new ();
+    if (quant) {
+      tw = dsk_backend_quantize_weight (be, &tw, s->wt, storage);
+      wbytes = dsk_dtype_bytes (s->wt, s->in * s->out);
+    }
     const dsk_tensor ty = dsk_tensor_host_2d (y, DSK_F32, s->n, s->out);
     dsk_linear (be, &ty, &tx, &tw, NULL);
     int reps = 0;
@@ -121,9 +137,9 @@ main (int argc, char **argv)
     double sec = (double) (t1 - t0) * 1e-6 / reps;
     double flops = 2.0 * (double) s->n * (double) s->in * (double) s->out;
     printf ("%-20s %6zu %6zu %7zu %5s %10.3f %9.2f %8.2f\n", s->name, s->n, s->in, s->out,
-            s->wt == DSK_BF16 ? "bf16" : s->wt == DSK_F16 ? "f16" : "f32", sec * 1e3,
-            flops / sec * 1e-9, (double) wbytes / sec * 1e-9);
+            dsk_dtype_name (s->wt), sec * 1e3, flops / sec * 1e-9, (double) wbytes / sec * 1e-9);
     fflush (stdout);
+    dsk_weight_storage_free (storage);
     g_free (w);
     g_free (x);
     g_free (y);

@@ -31,6 +31,9 @@ typedef struct {
   /* a weight from host memory, allocated through @storage (backend.c's
    * dsk_weight_storage_add) when it must be copied */
   dsk_tensor (*prepare_weight) (dsk_backend *be, cten *host, dsk_weight_storage *storage);
+  /* a host weight quantized to @q (backend.c has checked it); NULL: no block formats */
+  dsk_tensor (*quantize_weight) (dsk_backend *be, cten *host, dsk_dtype q,
+                                 dsk_weight_storage *storage);
   void (*synchronize) (dsk_backend *be);
   void (*free) (dsk_backend *be);   /* the backend's own state (impl) */
 

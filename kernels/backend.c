@@ -222,7 +222,8 @@ dsk_buffer_tensor (const dsk_buffer *buf, size_t offset, dsk_dtype dtype, int n_
 {
   dsk_tensor t = dsk_tensor_make (NULL, dtype, n_dims, ne, buf ? buf->be->device
                                                                 : (dsk_device) { 0, 0 });
-  if (buf && offset + dsk_tensor_n_elements (&t) * dsk_dtype_size (dtype) <= buf->size)
+  if (buf && dsk_dtype_size (dtype) &&
+      offset + dsk_tensor_n_elements (&t) * dsk_dtype_size (dtype) <= buf->size)
     t.data = (char *) buf->data + offset;
   return t;
 }
@@ -300,4 +301,29 @@ dsk_backend_prepare_weight (dsk_backend *be, const dsk_tensor *host, dsk_weight_
     return t;
   }
   return be->ops->prepare_weight (be, host, storage);
+}
+
+dsk_tensor
+dsk_backend_quantize_weight (dsk_backend *be, const dsk_tensor *host, dsk_dtype q,
+                             dsk_weight_storage *storage)
+{
+  dsk_tensor t = *host;
+  t.data = NULL;
+  if (be->status != DSK_OK)
+    return t;
+  if (!be->ops->quantize_weight) {
+    dsk_backend_fail (be, DSK_ERR_UNSUPPORTED, "quantize_weight: %s has no %s weights",
+                      be->description, dsk_dtype_name (q));
+    return t;
+  }
+  if ((q != DSK_Q8 && q != DSK_Q4) || !host->data || host->device.kind != DSK_DEVICE_HOST ||
+      !dsk_tensor_is_contiguous (host) || host->n_dims < 2 ||
+      (host->dtype != DSK_F32 && host->dtype != DSK_BF16 && host->dtype != DSK_F16) ||
+      host->ne[host->n_dims - 1] % 32) {
+    dsk_backend_fail (be, DSK_ERR_INVALID, "quantize_weight: a %s weight needs a contiguous "
+                      "F32, BF16 or F16 host matrix whose rows are a multiple of 32 long",
+                      dsk_dtype_name (q));
+    return t;
+  }
+  return be->ops->quantize_weight (be, host, q, storage);
 }

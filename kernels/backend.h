@@ -187,6 +187,14 @@ void dsk_weight_storage_free (dsk_weight_storage *storage);
 size_t dsk_weight_storage_bytes (const dsk_weight_storage *storage);
 dsk_tensor dsk_backend_prepare_weight (dsk_backend *be, const dsk_tensor *host,
                                        dsk_weight_storage *storage);
+/* Makes @host (F32, BF16 or F16, contiguous, its last dimension a multiple of 32) a weight
+ * of the block format @q (DSK_Q8 or DSK_Q4, dsk.h) in @be's memory through @storage: what the
+ * "q8" and "q4" precisions give a decoder's products. The tensor keeps @host's shape. On
+ * failure @be's error is set and the tensor's data is NULL: a backend without the format
+ * (dsk_backend_supports (be, "quantize_weight")), or a value the format cannot code (not
+ * finite, or beyond an f16 scale). */
+dsk_tensor dsk_backend_quantize_weight (dsk_backend *be, const dsk_tensor *host, dsk_dtype q,
+                                        dsk_weight_storage *storage);
 
 /* ---- moving data ---- */
 
@@ -256,7 +264,8 @@ void dsk_rope (dsk_backend *be, const dsk_tensor *x, const dsk_tensor *positions
 
 /* ---- products ---- */
 
-/* y [n, out] = x [n, in] w^T (+ b): w [out, in] as prepared (F32, BF16, F16), b [out] or NULL;
+/* y [n, out] = x [n, in] w^T (+ b): w [out, in] as prepared (F32, BF16, F16, or Q8 / Q4 from
+ * dsk_backend_quantize_weight, whose rows are whole: no views into them), b [out] or NULL;
  * x and y F32 with strided rows, y not overlapping x. Deterministic: one output element is
  * always reduced in the same order, whatever the thread count; the value may differ in its
  * last bits between few-row (n <= 8) and many-row calls. */
@@ -364,7 +373,8 @@ typedef struct {
 void dsk_moe_route (dsk_backend *be, const dsk_tensor *idx, const dsk_tensor *weights,
                     const dsk_tensor *logits, const dsk_tensor *bias, const dsk_moe_router *r);
 
-/* One MoE layer's expert weights: SwiGLU MLPs down(silu(gate x) * up x). */
+/* One MoE layer's expert weights: SwiGLU MLPs down(silu(gate x) * up x), each weight of a
+ * dtype dsk_linear takes. */
 typedef struct {
   int n_experts;
   const dsk_tensor *gate, *up, *down;  /* [n_experts]: [inter, H], [inter, H], [H, inter] */

@@ -16,6 +16,31 @@ dsk_dtype_size (dsk_dtype dtype)
   }
 }
 
+size_t
+dsk_dtype_block (dsk_dtype dtype)
+{
+  return dtype == DSK_Q8 || dtype == DSK_Q4 ? 32 : 1;
+}
+
+size_t
+dsk_dtype_bytes (dsk_dtype dtype, size_t n)
+{
+  switch (dtype) {
+    case DSK_Q8: return n / 32 * 34;   /* 32 codes + an f16 scale */
+    case DSK_Q4: return n / 32 * 20;   /* 16 bytes of codes + f16 scale and minimum */
+    default: return n * dsk_dtype_size (dtype);
+  }
+}
+
+const char *
+dsk_dtype_name (dsk_dtype dtype)
+{
+  static const char *names[DSK_N_DTYPES] = {
+    "F32", "F16", "BF16", "F8_E4M3", "I64", "I32", "U8", "BOOL", "Q8", "Q4",
+  };
+  return (unsigned) dtype < DSK_N_DTYPES ? names[dtype] : "?";
+}
+
 float
 dsk_f16_to_f32 (uint16_t h)
 {

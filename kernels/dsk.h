@@ -21,7 +21,8 @@ typedef enum {
   DSK_ERR_NOMEM = 4,       /* memory (host or device) ran out */
 } dsk_status;
 
-/* Element types of weights and activations, the safetensors set. */
+/* Element types of weights and activations: the safetensors set, then the block-quantized
+ * weight formats a backend makes at load (dsk_backend_quantize_weight). */
 typedef enum {
   DSK_F32 = 0,
   DSK_F16,
@@ -31,11 +32,27 @@ typedef enum {
   DSK_I32,
   DSK_U8,
   DSK_BOOL,
+  /* Blocks of 32 weights along a row. Q8: 8-bit codes and an f16 scale per block (8.5 bits a
+   * weight); Q4: 4-bit codes, an f16 scale and an f16 minimum per block (5 bits a weight).
+   * Only whole rows are addressed: a row keeps its codes, then its scales (cpu/quant.h). */
+  DSK_Q8,
+  DSK_Q4,
   DSK_N_DTYPES
 } dsk_dtype;
 
-/* Size in bytes of one element of @dtype, 0 for an unknown value. */
+/* The safetensors dtypes: those before the quantized ones. */
+#define DSK_N_STORED_DTYPES (DSK_BOOL + 1)
+
+/* Size in bytes of one element of @dtype; 0 for an unknown value and for the block formats,
+ * whose sizes dsk_dtype_bytes gives. */
 size_t dsk_dtype_size (dsk_dtype dtype);
+/* Elements per block: 32 for Q8 and Q4, 1 for the others. */
+size_t dsk_dtype_block (dsk_dtype dtype);
+/* Bytes of @n elements of @dtype (for Q8 and Q4, @n whole rows' worth: a multiple of the row
+ * length, itself a multiple of 32). */
+size_t dsk_dtype_bytes (dsk_dtype dtype, size_t n);
+/* "F32", "BF16", ..., "Q8", "Q4"; "?" for an unknown value. */
+const char *dsk_dtype_name (dsk_dtype dtype);
 
 
 /* ---- scalar conversions (exact, round-to-nearest-even where narrowing) ---- */

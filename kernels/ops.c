@@ -10,17 +10,13 @@
 /* Accepted dtypes as a bit mask. */
 #define M(dt) (1u << (dt))
 #define FLOATS (M (DSK_F32) | M (DSK_BF16) | M (DSK_F16))
+#define QUANT (M (DSK_Q8) | M (DSK_Q4))
 #define F32 M (DSK_F32)
 #define I32 M (DSK_I32)
 #define U8 M (DSK_U8)
-#define ANY 0xffffffffu
+#define ANY (((1u << DSK_N_DTYPES) - 1u) & ~QUANT)   /* the block formats only where named */
 
-static const char *
-dtype_name (dsk_dtype dt)
-{
-  static const char *names[] = { "F32", "F16", "BF16", "F8_E4M3", "I64", "I32", "U8", "BOOL" };
-  return (unsigned) dt < DSK_N_DTYPES ? names[dt] : "?";
-}
+#define dtype_name dsk_dtype_name
 
 static const char *
 shape_str (const dsk_tensor *t, char *buf, size_t len)
@@ -169,11 +165,24 @@ same_or_apart (dsk_backend *be, const char *op, const char *ny, const dsk_tensor
 
 /* ---- moving data ---- */
 
+/* A tensor of a block format moves only as a whole: contiguous, its rows a multiple of 32. */
+static int
+whole_blocks (dsk_backend *be, const char *op, const char *name, const dsk_tensor *t)
+{
+  if (!(M (t->dtype) & QUANT) ||
+      (dsk_tensor_is_contiguous (t) && t->ne[t->n_dims - 1] % 32 == 0))
+    return 1;
+  dsk_backend_fail (be, DSK_ERR_INVALID, "%s: %s is %s but not whole contiguous rows", op, name,
+                    dsk_dtype_name (t->dtype));
+  return 0;
+}
+
 void
 dsk_tensor_set (dsk_backend *be, const dsk_tensor *dst, const void *src)
 {
   if (!begin (be, "tensor_set", be->ops->tensor_set != NULL) ||
-      !arg (be, "tensor_set", "dst", dst, ANY, 0) || !writable (be, "tensor_set", "dst", dst))
+      !arg (be, "tensor_set", "dst", dst, ANY | QUANT, 0) ||
+      !whole_blocks (be, "tensor_set", "dst", dst) || !writable (be, "tensor_set", "dst", dst))
     return;
   if (!src) {
     dsk_backend_fail (be, DSK_ERR_INVALID, "tensor_set: no source");
@@ -186,7 +195,8 @@ void
 dsk_tensor_get (dsk_backend *be, const dsk_tensor *src, void *dst)
 {
   if (!begin (be, "tensor_get", be->ops->tensor_get != NULL) ||
-      !arg (be, "tensor_get", "src", src, ANY, 0))
+      !arg (be, "tensor_get", "src", src, ANY | QUANT, 0) ||
+      !whole_blocks (be, "tensor_get", "src", src))
     return;
   if (!dst) {
     dsk_backend_fail (be, DSK_ERR_INVALID, "tensor_get: no destination");
@@ -414,13 +424,28 @@ dsk_rope (dsk_backend *be, const dsk_tensor *x, const dsk_tensor *positions,
 
 /* ---- products ---- */
 
+/* A product's weight: a float dtype, or a block format with whole rows (quantize_weight made
+ * it: contiguous, rows a multiple of 32 long). */
+static int
+weight_arg (dsk_backend *be, const char *op, const char *name, const dsk_tensor *t, int rank)
+{
+  if (!arg (be, op, name, t, FLOATS | QUANT, rank))
+    return 0;
+  if ((M (t->dtype) & QUANT) && (t->st[0] != t->ne[1] || t->ne[1] % 32)) {
+    dsk_backend_fail (be, DSK_ERR_INVALID, "%s: %s is %s but not whole rows of a multiple of "
+                      "32 (a view into a quantized weight?)", op, name, dsk_dtype_name (t->dtype));
+    return 0;
+  }
+  return 1;
+}
+
 static void
 linear (dsk_backend *be, const dsk_tensor *y, const dsk_tensor *x, const dsk_tensor *w,
         const dsk_tensor *b, int acc)
 {
   const char *op = acc ? "linear_acc" : "linear";
   if (!begin (be, op, be->ops->linear != NULL) || !arg (be, op, "y", y, F32, 2) ||
-      !arg (be, op, "x", x, F32, 2) || !arg (be, op, "w", w, FLOATS, 2) ||
+      !arg (be, op, "x", x, F32, 2) || !weight_arg (be, op, "w", w, 2) ||
       !opt (be, op, "b", b, FLOATS, 1) || !writable (be, op, "y", y) ||
       !dim_is (be, op, "x", x, 1, w->ne[1]) || !dim_is (be, op, "y", y, 0, x->ne[0]) ||
       !dim_is (be, op, "y", y, 1, w->ne[0]) || (b && !dim_is (be, op, "b", b, 0, w->ne[0])) ||
@@ -694,8 +719,8 @@ mlp_args (dsk_backend *be, const char *what, const dsk_tensor *g, const dsk_tens
           const dsk_tensor *d, size_t H)
 {
   const char *op = "moe";
-  return arg (be, op, what, g, FLOATS, 2) && arg (be, op, what, u, FLOATS, 2) &&
-         arg (be, op, what, d, FLOATS, 2) && dim_is (be, op, what, g, 1, H) &&
+  return weight_arg (be, op, what, g, 2) && weight_arg (be, op, what, u, 2) &&
+         weight_arg (be, op, what, d, 2) && dim_is (be, op, what, g, 1, H) &&
          same_shape (be, op, "gate", g, "up", u) && dim_is (be, op, what, d, 0, H) &&
          dim_is (be, op, what, d, 1, g->ne[0]);
 }
@@ -781,7 +806,7 @@ dsk_backend_supports (const dsk_backend *be, const char *name)
     { "conv2d", o->conv2d != NULL }, { "resize_bicubic_aa", o->resize_bicubic_aa != NULL },
     { "resize_linear", o->resize_linear != NULL }, { "moe_route", o->moe_route != NULL },
     { "moe", o->moe != NULL }, { "index_scores", o->index_scores != NULL },
-    { "topk", o->topk != NULL },
+    { "topk", o->topk != NULL }, { "quantize_weight", o->quantize_weight != NULL },
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
     if (strcmp (table[i].name, name) == 0)

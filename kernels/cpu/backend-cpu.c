@@ -2,6 +2,7 @@
  * table over the kernels of this folder (backend-cpu.h says how ops become pool items).
  * MoE ops are in moe.c, the DSA indexer's in indexer.c. */
 #include "backend-cpu.h"
+#include "quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -78,9 +79,9 @@ cpu_buffer_free (dsk_device device, void *ptr)
 static void
 copy_packed (const dsk_tensor *t, void *packed, int to_tensor)
 {
-  const size_t es = dsk_dtype_size (t->dtype), rows = dsk_tensor_rows (t);
-  const size_t row_bytes = dsk_tensor_row_len (t) * es;
-  if (dsk_tensor_is_contiguous (t)) {
+  const size_t rows = dsk_tensor_rows (t);
+  const size_t row_bytes = dsk_dtype_bytes (t->dtype, dsk_tensor_row_len (t));
+  if (dsk_tensor_is_contiguous (t)) {   /* block formats always are (ops.c) */
     if (to_tensor)
       memcpy (t->data, packed, rows * row_bytes);
     else
@@ -123,6 +124,61 @@ cpu_prepare_weight (dsk_backend *be, const dsk_tensor *host, dsk_weight_storage 
   if (copy)
     memcpy (copy, host->data, bytes);
   t.data = copy;
+  return t;
+}
+
+/* Rows of one quantization item. */
+#define QUANT_ROWS 64
+
+typedef struct {
+  const dsk_tensor *host;
+  dsk_dtype q;
+  char *dst;
+  size_t rows, cols, src_row_bytes, dst_row_bytes;
+  size_t bad_row;   /* the first row that could not be coded, or SIZE_MAX */
+} quant_run;
+
+static void
+quant_item (void *ctx, int item, int thread)
+{
+  quant_run *c = ctx;
+  const size_t r0 = (size_t) item * QUANT_ROWS;
+  const size_t r1 = r0 + QUANT_ROWS < c->rows ? r0 + QUANT_ROWS : c->rows;
+  (void) thread;
+  for (size_t r = r0; r < r1; r++)
+    if (!dsk_quant_row (c->dst + r * c->dst_row_bytes, c->q,
+                        (const char *) c->host->data + r * c->src_row_bytes, c->host->dtype,
+                        c->cols)) {
+      size_t seen = __atomic_load_n (&c->bad_row, __ATOMIC_RELAXED);
+      while (r < seen && !__atomic_compare_exchange_n (&c->bad_row, &seen, r, 0,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+      return;
+    }
+}
+
+static dsk_tensor
+cpu_quantize_weight (dsk_backend *be, const dsk_tensor *host, dsk_dtype q,
+                     dsk_weight_storage *storage)
+{
+  const size_t cols = host->ne[host->n_dims - 1], n = dsk_tensor_n_elements (host);
+  quant_run c = { host, q, NULL, n / cols, cols, cols * dsk_dtype_size (host->dtype),
+                  dsk_dtype_bytes (q, cols), SIZE_MAX };
+  dsk_tensor t = *host;
+
+  t.dtype = q;
+  t.data = c.dst = dsk_weight_storage_add (storage, be, dsk_dtype_bytes (q, n));
+  if (!t.data)
+    return t;
+  /* the checkpoint's pages are read once, in parallel: load time is memory time */
+  dsk_pool_run (dsk_cpu_of (be)->pool, (int) ((c.rows + QUANT_ROWS - 1) / QUANT_ROWS),
+                40.0 * (double) n, quant_item, &c);
+  if (c.bad_row != SIZE_MAX) {
+    dsk_backend_fail (be, DSK_ERR_INVALID, "quantize_weight: row %zu of a [%zu, %zu] weight has "
+                      "a value %s cannot code (not finite, or too large)", c.bad_row, c.rows,
+                      cols, dsk_dtype_name (q));
+    t.data = NULL;
+  }
   return t;
 }
 
@@ -853,6 +909,7 @@ static const dsk_backend_ops cpu_ops = {
   .tensor_set = cpu_tensor_set,
   .tensor_get = cpu_tensor_get,
   .prepare_weight = cpu_prepare_weight,
+  .quantize_weight = cpu_quantize_weight,
   .synchronize = NULL,
   .free = cpu_free,
   .copy = cpu_copy,

@@ -32,6 +32,8 @@
 int dsk_cpu_has_avx2 (void);
 /* Nonzero when it also runs AVX-512F (and the plain path is not forced). */
 int dsk_cpu_has_avx512 (void);
+/* Nonzero when it also runs AVX-512 BW, VL and VNNI (the integer products of quant.c). */
+int dsk_cpu_has_avx512_vnni (void);
 /* "avx512", "avx2" or "generic": what the kernels use. */
 const char *dsk_cpu_simd_name (void);
 

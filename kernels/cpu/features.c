@@ -60,6 +60,24 @@ dsk_cpu_has_avx512 (void)
 #endif
 }
 
+int
+dsk_cpu_has_avx512_vnni (void)
+{
+#if DSK_X86_SIMD
+  static int cached = -1;
+  int c = __atomic_load_n (&cached, __ATOMIC_RELAXED);
+  if (c < 0) {
+    __builtin_cpu_init ();
+    c = __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl") &&
+        __builtin_cpu_supports ("avx512vnni");
+    __atomic_store_n (&cached, c, __ATOMIC_RELAXED);
+  }
+  return c && dsk_cpu_has_avx512 ();
+#else
+  return 0;
+#endif
+}
+
 const char *
 dsk_cpu_simd_name (void)
 {

@@ -57,6 +57,12 @@
  *        1.6e-6 (printed per case), so 1e-5 leaves a factor 4 over that estimate and 6 over
  *        what is measured, while a term dropped or counted twice moves an output by ~1/sqrt(n)
  *        of it, 2e-2.
+ *  1e-2, 2e-2  products with Q8 / Q4 weights (the reference multiplies the values the codes
+ *        decode to, so the weights' own rounding is not counted) against few tokens, which a
+ *        backend may quantize to 8 bits per block of 32 for integer products: each activation
+ *        moves by up to max|x| / 254 of its block, about 1/440 of x's spread on average, so an
+ *        output by ~1/254 of the largest (measured 2-5e-3): 1e-2 for linear, 2e-2 for moe,
+ *        whose hidden rows are quantized once more. Many tokens keep f32 activations: 1e-5.
  */
 static const struct {
   const char *op;
@@ -134,6 +140,10 @@ rng_below (Rng *r, size_t n)
 
 /* ---- a test's state: the backend, its buffers, host arrays of the current case ---- */
 
+/* Products of quantized weights with few tokens, and MoE layers of them: see the bounds
+ * above. */
+#define QUANT_X_BOUND 1e-2
+#define QUANT_MOE_BOUND 2e-2
 #define SENTINEL 0xa5   /* every byte of a new buffer; an op writes only inside its views */
 
 typedef struct {
@@ -1941,7 +1951,60 @@ typedef struct {
 static const char *
 dt_name (dsk_dtype dt)
 {
-  return dt == DSK_F32 ? "F32" : dt == DSK_BF16 ? "BF16" : dt == DSK_F16 ? "F16" : "?";
+  return dsk_dtype_name (dt);
+}
+
+/* ---- block-quantized weights (Q8, Q4) ----
+ *
+ * A case quantizes host f32 values with dsk_backend_quantize_weight, reads the codes back and
+ * decodes them here, from the layout alone (kernels/cpu/quant.h: a row's codes, then its f16
+ * scales, then for Q4 its f16 minimums; Q8 w = d (u - 128), Q4 w = d q + m; codes in groups of
+ * 16 blocks, quad k of weights 4k .. 4k+3 of block l at byte k * 4 ng + 4 l of the group, Q4's
+ * quads k and k + 4 sharing a byte as low and high nibble), so the reference multiplies the
+ * values the backend holds and the bound is that of the product itself. */
+static void
+dequant_ref (const guint8 *bytes, dsk_dtype q, size_t rows, size_t cols, float *out)
+{
+  const size_t nb = cols / 32, code_bytes = q == DSK_Q8 ? cols : cols / 2;
+  const size_t row_bytes = dsk_dtype_bytes (q, cols);
+  for (size_t r = 0; r < rows; r++) {
+    const guint8 *codes = bytes + r * row_bytes;
+    const guint8 *sc = codes + code_bytes;
+    for (size_t b = 0; b < nb; b++) {
+      const size_t g0 = b / 16 * 16, ng = MIN (nb - g0, (size_t) 16), l = b - g0;
+      const float d = dsk_f16_to_f32 ((uint16_t) (sc[2 * b] | sc[2 * b + 1] << 8));
+      const float m = q == DSK_Q4 ? dsk_f16_to_f32 ((uint16_t) (sc[2 * (nb + b)] |
+                                                               sc[2 * (nb + b) + 1] << 8))
+                                  : 0.0f;
+      for (size_t j = 0; j < 32; j++) {
+        const size_t k = j / 4, i = j % 4;
+        float w;
+        if (q == DSK_Q8) {
+          w = d * (float) ((int) codes[g0 * 32 + k * 4 * ng + 4 * l + i] - 128);
+        } else {
+          const guint8 byte = codes[g0 * 16 + (k % 4) * 4 * ng + 4 * l + i];
+          w = d * (float) (k >= 4 ? byte >> 4 : byte & 15) + m;
+        }
+        out[r * cols + b * 32 + j] = w;
+      }
+    }
+  }
+}
+
+/* A [rows, cols] weight in @q made from the values @v on the backend through @storage; @v
+ * becomes the values it holds. Data NULL (and the backend's error set) when it has no @q. */
+static dsk_tensor
+quant_weight (Ctx *c, dsk_dtype q, size_t rows, size_t cols, float *v,
+              dsk_weight_storage *storage)
+{
+  dsk_tensor host = dsk_tensor_host_2d (v, DSK_F32, rows, cols);
+  dsk_tensor w = dsk_backend_quantize_weight (c->be, &host, q, storage);
+  if (w.data) {
+    guint8 *bytes = hmem (c, dsk_dtype_bytes (q, rows * cols));
+    dsk_tensor_get (c->be, &w, bytes);
+    dequant_ref (bytes, q, rows, cols, v);
+  }
+  return w;
 }
 
 /* The weight [out, in] of a case holding random values scaled like 1/sqrt(in). */
@@ -1968,6 +2031,9 @@ weight_new (Ctx *c, Rng *r, dsk_dtype dt, size_t out, size_t in, int view, float
     dsk_tensor host = dsk_tensor_host_2d (raw + 1, dt, out, in);
     *storage = dsk_weight_storage_new ();
     w = dsk_backend_prepare_weight (c->be, &host, *storage);
+  } else if (dt == DSK_Q8 || dt == DSK_Q4) {
+    *storage = dsk_weight_storage_new ();
+    w = quant_weight (c, dt, out, in, v, *storage);
   } else {
     w = t2 (c, dt, out, in);
     t_set (c, &w, v);
@@ -1999,8 +2065,9 @@ linear_case (Ctx *c, Rng *r, gboolean acc, const lcase *lc)
   dsk_tensor x = t_rand (c, r, DSK_F32, 2, NE (n, in), lc->sx ? L_PAD : L_PACKED, 1.0, &xv);
   dsk_tensor w = weight_new (c, r, lc->wdt, out, in, lc->wview, &wv, &storage);
   dsk_tensor b, y = t_lay (c, DSK_F32, 2, NE (n, out), lc->sy ? L_PAD : L_PACKED);
+  const gboolean quant = lc->wdt == DSK_Q8 || lc->wdt == DSK_Q4;
   if (lc->bias)
-    b = t_rand (c, r, lc->wdt, 1, NE (out), L_PACKED, 0.5, &bv);
+    b = t_rand (c, r, quant ? DSK_BF16 : lc->wdt, 1, NE (out), L_PACKED, 0.5, &bv);
   if (acc) {
     y0 = rnd (c, r, n * out, 1.0);
     t_set (c, &y, y0);
@@ -2035,7 +2102,9 @@ linear_case (Ctx *c, Rng *r, gboolean acc, const lcase *lc)
   if (step > 1)
     g_strlcat (what, " (rows sampled)", sizeof what);
   check_gaps (c, &y, what);
-  case_end (c, what, &e);
+  /* quantized weights against few tokens: the backend may quantize the activations to 8 bits
+   * per block of 32 too (integer products), which is their own error (QUANT_X_BOUND) */
+  case_end_bound (c, what, &e, quant && n < 16 ? QUANT_X_BOUND : c->bound);
   dsk_weight_storage_free (storage);
   case_free (c);
 }
@@ -2059,6 +2128,18 @@ linear_test (Ctx *c, gboolean acc)
     { "SAM ViT-B MLP (1024 of its tokens)", 1024, 768, 3072, DSK_F32, TRUE, .slow = TRUE },
     { "SAM ViT-B qkv (1024 of its tokens)", 1024, 768, 2304, DSK_BF16, FALSE, FALSE, TRUE,
       .slow = TRUE, .no_acc = TRUE },
+    /* the block formats: integer products for few tokens, widened rows for many; rows of
+     * 96 (a partial 16-block group), 896 (a partial Q4 chunk), 1280 and 6848 */
+    { "Q8, a decode step", 1, 1280, 1280, DSK_Q8, TRUE },
+    { "Q4, a decode step", 1, 1280, 1280, DSK_Q4, FALSE, TRUE },
+    { "Q8, few tokens", 5, 96, 37, DSK_Q8, FALSE, FALSE, TRUE },
+    { "Q4, few tokens", 15, 96, 37, DSK_Q4, TRUE },
+    { "Q4, expert down", 3, 896, 1280, DSK_Q4, FALSE },
+    { "Q8, dense down", 2, 6848, 64, DSK_Q8, FALSE },
+    { "Q4, dense down", 1, 6848, 64, DSK_Q4, FALSE },
+    { "Q8, packed from n = 16", 16, 96, 37, DSK_Q8, TRUE, TRUE, FALSE },
+    { "Q4, prefill", 40, 896, 100, DSK_Q4, TRUE },
+    { "Q8, the BLAS rows", DSK_MM_BLAS_MIN_ROWS, 64, 50, DSK_Q8, FALSE, .slow = TRUE },
   };
   Rng r = rng_new (acc ? 61 : 60);
   int j = 0;
@@ -3239,6 +3320,11 @@ test_moe (Ctx *c)
       896, 6, 1792, DSK_BF16, FALSE, TRUE },
     { "DeepSeek-OCR: a decode step, F32", 1, 1280, 64, 896, 6, 1792, DSK_F32, FALSE, TRUE,
       .slow = TRUE },
+    /* the block formats: integer products for experts of few tokens, widened rows for the
+     * expert every token takes */
+    { "Q8, shared experts, a decode step", 1, 1280, 16, 896, 6, 1792, DSK_Q8 },
+    { "Q4, 40 tokens, expert 0 takes every token, shared experts", 40, 96, 8, 64, 2, 128, DSK_Q4,
+      TRUE },
   };
   Rng r = rng_new (101);
   for (size_t ci = 0; ci < G_N_ELEMENTS (cases); ci++) {
@@ -3256,7 +3342,15 @@ test_moe (Ctx *c)
     float *dv = rnd (c, &r, rows_d * I, sd), *shg = NULL, *shu = NULL, *shd = NULL;
     dsk_tensor *gate = hmem (c, E * sizeof (dsk_tensor)), *up = hmem (c, E * sizeof (dsk_tensor));
     dsk_tensor *down = hmem (c, E * sizeof (dsk_tensor)), sg_t, su_t, sd_t;
-    if (mc->window) {
+    const gboolean quant = mc->wdt == DSK_Q8 || mc->wdt == DSK_Q4;
+    dsk_weight_storage *storage = quant ? dsk_weight_storage_new () : NULL;
+    if (quant) {
+      for (size_t e = 0; e < E; e++) {
+        gate[e] = quant_weight (c, mc->wdt, I, H, gv + e * I * H, storage);
+        up[e] = quant_weight (c, mc->wdt, I, H, uv + e * I * H, storage);
+        down[e] = quant_weight (c, mc->wdt, H, I, dv + e * H * I, storage);
+      }
+    } else if (mc->window) {
       dsk_tensor pg = t2 (c, mc->wdt, rows_gu, H), pu = t2 (c, mc->wdt, rows_gu, H);
       dsk_tensor pd = t2 (c, mc->wdt, rows_d, I);
       t_set (c, &pg, gv);
@@ -3278,10 +3372,19 @@ test_moe (Ctx *c)
       }
     }
     dsk_moe_experts ex = { mc->E, gate, up, down, NULL, NULL, NULL };
-    if (SH) {
+    if (SH && quant) {
+      shg = rnd (c, &r, SH * H, sg);
+      shu = rnd (c, &r, SH * H, sg);
+      shd = rnd (c, &r, H * SH, 1.0 / sqrt ((double) SH));
+      sg_t = quant_weight (c, mc->wdt, SH, H, shg, storage);
+      su_t = quant_weight (c, mc->wdt, SH, H, shu, storage);
+      sd_t = quant_weight (c, mc->wdt, H, SH, shd, storage);
+    } else if (SH) {
       sg_t = t_rand (c, &r, mc->wdt, 2, NE (SH, H), L_PACKED, sg, &shg);
       su_t = t_rand (c, &r, mc->wdt, 2, NE (SH, H), L_PACKED, sg, &shu);
       sd_t = t_rand (c, &r, mc->wdt, 2, NE (H, SH), L_PACKED, 1.0 / sqrt ((double) SH), &shd);
+    }
+    if (SH) {
       ex.sh_gate = &sg_t;
       ex.sh_up = &su_t;
       ex.sh_down = &sd_t;
@@ -3314,6 +3417,7 @@ test_moe (Ctx *c)
     snprintf (what, sizeof what, "%s [T %zu, H %zu, inter %zu]", mc->what, T, H, I);
     dsk_moe (c->be, &out, &x, &it, &wt, &ex);
     if (!ran (c, what)) {
+      dsk_weight_storage_free (storage);
       case_free (c);
       continue;
     }
@@ -3357,7 +3461,9 @@ test_moe (Ctx *c)
     if (step > 1)
       g_strlcat (what, " (tokens sampled)", sizeof what);
     check_gaps (c, &out, what);
-    case_end (c, what, &e);
+    /* quantized experts of few tokens may quantize their inputs and hidden rows */
+    case_end_bound (c, what, &e, quant ? QUANT_MOE_BOUND : c->bound);
+    dsk_weight_storage_free (storage);
     case_free (c);
   }
 
@@ -3653,12 +3759,22 @@ thread_linear (Ctx *c, uint64_t seed, size_t *n)
   const size_t rows = thread_linear_n, in = 256, out = 300;
   float *xv, *wv, *bv;
   dsk_tensor x = t_rand (c, &r, DSK_F32, 2, NE (rows, in), L_PAD, 1.0, &xv);
-  dsk_tensor w = t_rand (c, &r, thread_linear_dt, 2, NE (out, in), L_PACKED, 0.0625, &wv);
+  dsk_weight_storage *storage = NULL;
+  dsk_tensor w;
+  if (thread_linear_dt == DSK_Q8 || thread_linear_dt == DSK_Q4) {
+    wv = rnd (c, &r, out * in, 0.0625);
+    storage = dsk_weight_storage_new ();
+    w = quant_weight (c, thread_linear_dt, out, in, wv, storage);
+  } else {
+    w = t_rand (c, &r, thread_linear_dt, 2, NE (out, in), L_PACKED, 0.0625, &wv);
+  }
   dsk_tensor b = t_rand (c, &r, DSK_F32, 1, NE (out), L_PACKED, 0.5, &bv);
   dsk_tensor y = t2 (c, DSK_F32, rows, out);
   dsk_linear (c->be, &y, &x, &w, &b);
   *n = rows * out;
-  return t_get (c, &y);
+  float *got = t_get (c, &y);
+  dsk_weight_storage_free (storage);
+  return got;
 }
 
 static const acase thread_att_cases[] = {
@@ -3793,11 +3909,12 @@ test_threads (void)
       /* linear's own path choice, then the kernels only, then BLAS from 9 rows */
       dsk_mm_force_path (path);
       for (size_t ni = 0; ni < G_N_ELEMENTS (ns); ni++)
-        for (int di = 0; di < 2; di++) {
+        for (int di = 0; di < 4; di++) {
+          static const dsk_dtype dts[] = { DSK_F32, DSK_BF16, DSK_Q8, DSK_Q4 };
           if (path && ns[ni] <= DSK_MM_GEMV_MAX)
             continue;
           thread_linear_n = ns[ni];
-          thread_linear_dt = di ? DSK_BF16 : DSK_F32;
+          thread_linear_dt = dts[di];
           snprintf (what, sizeof what, "%s, %s, n %zu, %s weights", kernels[ki].name,
                     path == 0 ? "automatic path" : path == 1 ? "kernels forced" : "BLAS forced",
                     ns[ni], dt_name (thread_linear_dt));
