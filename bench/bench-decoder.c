@@ -1,6 +1,7 @@
 /* bench-decoder: prefill and decode speed of the CPU decoder.
  *
  *   bench-decoder --model DIR [--prompt-len P] [--new-tokens N] [--threads T] [--reps R]
+ *                 [--precision f32|bf16|q8|q4]
  *                 [--json]
  *
  * Times a prefill of P tokens (logits of the last one) and N single-token decode steps through
@@ -55,7 +56,8 @@ peak_rss_gib (void)
 int
 main (int argc, char **argv)
 {
-  g_autofree char *model_dir = NULL;
+  g_autofree char *model_dir = NULL, *precision_name = NULL;
+  dsocr_precision precision = DSOCR_PRECISION_DEFAULT;
   int prompt_len = 128, new_tokens = 32, threads = 2, reps = 3;
   gboolean json = FALSE;
   GOptionEntry entries[] = {
@@ -64,6 +66,8 @@ main (int argc, char **argv)
     { "new-tokens", 'n', 0, G_OPTION_ARG_INT, &new_tokens, "Decode steps (32)", "N" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads (2)", "T" },
     { "reps", 'r', 0, G_OPTION_ARG_INT, &reps, "Repetitions; medians are reported (3)", "R" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name, "f32, bf16, q8 or q4 (f32)",
+      "P" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON line", NULL },
     { NULL },
   };
@@ -84,6 +88,10 @@ main (int argc, char **argv)
                 error ? error->message : "need --model DIR and positive sizes");
     return 2;
   }
+  if (precision_name && !dsocr_precision_from_string (precision_name, &precision, &error)) {
+    g_printerr ("bench-decoder: --precision: %s\n", error->message);
+    return 2;
+  }
 
   t0 = g_get_monotonic_time ();
   model = dsocr_model_load (model_dir, &error);
@@ -93,10 +101,12 @@ main (int argc, char **argv)
   }
   load_s = (g_get_monotonic_time () - t0) / 1e6;
   V = dsocr_model_get_n_vocab (model);
+  t0 = g_get_monotonic_time ();
   session = dsocr_session_new (model, &(dsocr_session_params) {
                                  .n_seq_max = 1, .n_ctx = prompt_len + new_tokens,
-                                 .n_threads = threads },
+                                 .n_threads = threads, .precision = precision },
                                &error);
+  const double prepare_s = (g_get_monotonic_time () - t0) / 1e6;
   if (!session) {
     g_printerr ("bench-decoder: %s\n", error->message);
     dsocr_model_unref (model);
@@ -136,20 +146,25 @@ main (int argc, char **argv)
      * closest to the code's own speed */
     p = median (pre, reps);
     d = median (dec, reps);
+    const char *prec = dsocr_precision_to_string (dsocr_session_get_precision (session));
+    const double wgib = (double) dsocr_session_get_weight_bytes (session) / (1 << 30);
     if (json)
-      printf ("{\"impl\": \"dsocr (f32 activations, weights as stored)\", \"model\": \"%s\", "
+      printf ("{\"impl\": \"dsocr\", \"precision\": \"%s\", \"model\": \"%s\", "
               "\"threads\": %d, \"prompt_len\": %d, \"new_tokens\": %d, \"reps\": %d, "
-              "\"load_s\": %.3f, \"prefill_s\": %.4f, \"prefill_tok_s\": %.2f, "
+              "\"load_s\": %.3f, \"prepare_s\": %.3f, \"weights_gib\": %.3f, "
+              "\"prefill_s\": %.4f, \"prefill_tok_s\": %.2f, "
               "\"prefill_best_tok_s\": %.2f, \"decode_s\": %.4f, \"decode_tok_s\": %.2f, "
               "\"decode_best_tok_s\": %.2f, \"max_rss_gib\": %.2f}\n",
-              model_dir, threads, prompt_len, new_tokens, reps, load_s, p, prompt_len / p,
-              prompt_len / pre[0], d, new_tokens / d, new_tokens / dec[0], peak_rss_gib ());
+              prec, model_dir, threads, prompt_len, new_tokens, reps, load_s, prepare_s, wgib, p,
+              prompt_len / p, prompt_len / pre[0], d, new_tokens / d, new_tokens / dec[0],
+              peak_rss_gib ());
     else
-      printf ("load %.3f s\nprefill %d tokens: median %.4f s, %.2f tok/s (best %.2f tok/s)\n"
+      printf ("load %.3f s, weights %s %.2f GiB prepared in %.3f s\n"
+              "prefill %d tokens: median %.4f s, %.2f tok/s (best %.2f tok/s)\n"
               "decode %d tokens: median %.4f s, %.2f tok/s (best %.2f tok/s)\n"
               "peak RSS %.2f GiB\n",
-              load_s, prompt_len, p, prompt_len / p, prompt_len / pre[0], new_tokens, d,
-              new_tokens / d, new_tokens / dec[0], peak_rss_gib ());
+              load_s, prec, wgib, prepare_s, prompt_len, p, prompt_len / p, prompt_len / pre[0],
+              new_tokens, d, new_tokens / d, new_tokens / dec[0], peak_rss_gib ());
   }
   g_free (prompt);
   g_free (logits);

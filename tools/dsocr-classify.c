@@ -48,7 +48,8 @@ parse_ids (const char *json, GArray *ids, GError **error)
 int
 main (int argc, char **argv)
 {
-  g_autofree char *model_dir = NULL, *text = NULL, *ids_json = NULL;
+  g_autofree char *model_dir = NULL, *text = NULL, *ids_json = NULL, *precision_name = NULL;
+  dsocr_precision precision = DSOCR_PRECISION_DEFAULT;
   gboolean json = FALSE, first_pad = FALSE;
   int threads = 0;
   GOptionEntry entries[] = {
@@ -59,6 +60,8 @@ main (int argc, char **argv)
     { "first-pad", 0, 0, G_OPTION_ARG_NONE, &first_pad,
       "Pool the token before the first pad (the hub code's rule)", NULL },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads, 0 = all processors", "N" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
+      "f32, bf16, q8 or q4: how the weights are held (docs/numerics.md); default f32", "P" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
     { NULL },
   };
@@ -81,6 +84,10 @@ main (int argc, char **argv)
     g_printerr ("dsocr-classify: need --model DIR and exactly one of --text / --ids\n");
     return 2;
   }
+  if (precision_name && !dsocr_precision_from_string (precision_name, &precision, &error)) {
+    g_printerr ("dsocr-classify: --precision: %s\n", error->message);
+    return 2;
+  }
   if (text) {
     tok = dsocr_tokenizer_load (model_dir, &error);
     if (!tok || !dsocr_tokenizer_encode (tok, text, -1, DSOCR_TOKENIZE_ADD_SPECIAL, ids, &error))
@@ -99,10 +106,14 @@ main (int argc, char **argv)
   cfg = dsocr_model_get_config (model);
   session = dsocr_session_new (model, &(dsocr_session_params) {
                                  .n_ctx = MAX ((int) ids->len, cfg->text.max_position_embeddings),
-                                 .n_threads = threads },
+                                 .n_threads = threads, .precision = precision },
                                &error);
   if (!session)
     goto out;
+  g_printerr ("dsocr-classify: weights: %s %.2f GiB, on %s\n",
+              dsocr_precision_to_string (dsocr_session_get_precision (session)),
+              (double) dsocr_session_get_weight_bytes (session) / (1 << 30),
+              dsocr_backend_get_description (dsocr_session_get_backend (session)));
   n_labels = dsocr_model_get_n_labels (model);
   logits = g_new0 (float, MAX (n_labels, 1));
   if (!dsocr_classify (session, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) ids->len,

@@ -98,7 +98,8 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *prompt = NULL, *ids_json = NULL, *whitelist_json = NULL;
-  g_autofree char *indexer_path = NULL;
+  g_autofree char *indexer_path = NULL, *precision_name = NULL;
+  dsocr_precision precision = DSOCR_PRECISION_DEFAULT;
   int max_new = 256, no_repeat = 0, window_ngram = 0, window = 0, top_k = 50, threads = 0;
   double temperature = 1.0, top_p = 1.0;
   gint64 seed = 0;
@@ -123,6 +124,8 @@ main (int argc, char **argv)
     { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Sampling top-p (1.0)", "P" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Sampling seed (0)", "S" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads, 0 = all processors", "N" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
+      "f32, bf16, q8 or q4: how the weights are held (docs/numerics.md); default f32", "P" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
     { "indexer-scores", 0, 0, G_OPTION_ARG_FILENAME, &indexer_path,
       "DeepSeek-V3.2: write the sparse-attention indexer's outputs of the prompt to FILE "
@@ -148,6 +151,10 @@ main (int argc, char **argv)
   }
   if (!model_dir || (!prompt == !ids_json) || max_new < 0 || threads < 0) {
     g_printerr ("dsocr-generate: need --model DIR and exactly one of --prompt / --ids\n");
+    return 2;
+  }
+  if (precision_name && !dsocr_precision_from_string (precision_name, &precision, &error)) {
+    g_printerr ("dsocr-generate: --precision: %s\n", error->message);
     return 2;
   }
 
@@ -179,11 +186,15 @@ main (int argc, char **argv)
     const int n_ctx = MAX ((int) ids->len + max_new,
                            dsocr_model_get_config (model)->text.max_position_embeddings);
     session = dsocr_session_new (model, &(dsocr_session_params) {
-                                   .n_seq_max = 1, .n_ctx = n_ctx, .n_threads = threads },
-                                 &error);
+                                   .n_seq_max = 1, .n_ctx = n_ctx, .n_threads = threads,
+                                   .precision = precision }, &error);
   }
   if (!session)
     goto out;
+  g_printerr ("dsocr-generate: weights: %s %.2f GiB, on %s\n",
+              dsocr_precision_to_string (dsocr_session_get_precision (session)),
+              (double) dsocr_session_get_weight_bytes (session) / (1 << 30),
+              dsocr_backend_get_description (dsocr_session_get_backend (session)));
   if (indexer_path) {
     if (max_new == 0) {
       g_set_error (&error, DSOCR_ERROR, DSOCR_ERROR_INVALID,

@@ -2,7 +2,7 @@
  *
  *   dsocr [--model DIR] [--mode tiny|small|base|large|gundam] [--prompt TEXT]
  *         [--max-new-tokens N] [--max-tiles N] [--ngram hf|window|none] [--threads N]
- *         [--json] [--output-dir DIR] IMAGE...
+ *         [--precision f32|bf16|q8|q4] [--json] [--output-dir DIR] IMAGE...
  *
  * Prints each image's markdown (pages joined by the PDF script's "<--- Page Split --->" line),
  * or with --json one JSON object per image and line (docs/result-json.md). With --output-dir,
@@ -10,7 +10,8 @@
  * PAGE_N.jpg when several are given, PAGE counting from 0). Errors go to stderr and make the
  * exit status 1; the remaining images are still processed.
  *
- * Without --model it runs the default model (dsocr_ocr_default_model_dir(): $DSOCR_MODEL,
+ * The weights are prepared once for the precision before the first image, and what they take
+ * is printed to stderr. Without --model it runs the default model (dsocr_ocr_default_model_dir(): $DSOCR_MODEL,
  * else the bundled dsocr-reader); with the bundled model the mode defaults to tiny, the mode it
  * was trained in, and gundam otherwise. */
 #include <stdio.h>
@@ -71,7 +72,7 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *model_dir = NULL, *mode_name = NULL, *prompt = NULL, *ngram = NULL;
-  g_autofree char *output_dir = NULL;
+  g_autofree char *output_dir = NULL, *precision = NULL;
   g_auto (GStrv) images = NULL;
   int max_new = DSOCR_OCR_MAX_NEW_TOKENS, max_tiles = DSOCR_MAX_TILES_HF, threads = 0;
   gboolean json = FALSE;
@@ -94,6 +95,9 @@ main (int argc, char **argv)
       "<td> </td> exempt) or none", "GUARD" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Decoder threads, 0 = all processors",
       "N" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &precision,
+      "f32, bf16, q8 or q4: how the decoder's weights are held (docs/numerics.md); default f32",
+      "P" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object per image", NULL },
     { "output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &output_dir,
       "Write image crops to DIR/images/", "DIR" },
@@ -147,6 +151,11 @@ main (int argc, char **argv)
                 DSOCR_MAX_TILES_LIMIT);
     return 1;
   }
+  if (precision && !dsocr_precision_from_string (precision, &params.precision, &error)) {
+    g_printerr ("%s: --precision: %s\n", prog, error->message);
+    g_error_free (error);
+    return 1;
+  }
   params.prompt = prompt;
   params.max_new_tokens = max_new;
   params.max_tiles = max_tiles;
@@ -161,6 +170,21 @@ main (int argc, char **argv)
     g_error_free (error);
     return 1;
   }
+  /* one backend for every image; the weights prepared for it before the first */
+  dsocr_backend *backend = dsocr_backend_new ("cpu", threads, &error);
+  gsize dec_bytes = 0, vis_bytes = 0;
+  if (!backend || !dsocr_ocr_prepare (ocr, backend, params.precision, &dec_bytes, &vis_bytes,
+                                      &error)) {
+    report (NULL, error);
+    g_error_free (error);
+    dsocr_backend_unref (backend);
+    dsocr_ocr_unref (ocr);
+    return 1;
+  }
+  g_printerr ("%s: weights: decoder %s %.2f GiB, vision tower %.2f GiB, on %s\n", prog,
+              dsocr_precision_to_string (params.precision), (double) dec_bytes / (1 << 30),
+              (double) vis_bytes / (1 << 30), dsocr_backend_get_description (backend));
+  params.backend = backend;
   const gboolean several = images[1] != NULL;
   gboolean first = TRUE;
   for (int i = 0; images[i]; i++) {
@@ -174,6 +198,7 @@ main (int argc, char **argv)
       first = FALSE;
     }
   }
+  dsocr_backend_unref (backend);
   dsocr_ocr_unref (ocr);
   return status;
 }

@@ -111,3 +111,40 @@ dsocr_backend_check (dsk_backend *be, const char *what, GError **error)
   dsk_backend_clear_error (be);
   return FALSE;
 }
+
+/* ---- precision ---- */
+
+dsocr_precision
+dsocr_precision_resolve (dsocr_precision precision)
+{
+  return precision == DSOCR_PRECISION_DEFAULT ? DSOCR_PRECISION_DEFAULT_IS : precision;
+}
+
+const char *
+dsocr_precision_to_string (dsocr_precision precision)
+{
+  switch (dsocr_precision_resolve (precision)) {
+    case DSOCR_PRECISION_F32: return "f32";
+    case DSOCR_PRECISION_BF16: return "bf16";
+    case DSOCR_PRECISION_Q8: return "q8";
+    case DSOCR_PRECISION_Q4: return "q4";
+    default: return NULL;
+  }
+}
+
+gboolean
+dsocr_precision_from_string (const char *name, dsocr_precision *precision, GError **error)
+{
+  static const struct { const char *name; dsocr_precision p; } names[] = {
+    { "default", DSOCR_PRECISION_DEFAULT }, { "f32", DSOCR_PRECISION_F32 },
+    { "bf16", DSOCR_PRECISION_BF16 }, { "q8", DSOCR_PRECISION_Q8 }, { "q4", DSOCR_PRECISION_Q4 },
+  };
+  for (gsize i = 0; name && i < G_N_ELEMENTS (names); i++)
+    if (g_ascii_strcasecmp (name, names[i].name) == 0) {
+      *precision = names[i].p;
+      return TRUE;
+    }
+  g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
+               "unknown precision \"%s\" (expected f32, bf16, q8 or q4)", name ? name : "");
+  return FALSE;
+}

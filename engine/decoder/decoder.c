@@ -23,10 +23,11 @@ dsocr_attention_cache_widths (const dsocr_text_config *t, int *k_width, int *v_w
 }
 
 dsocr_decoder_state *
-dsocr_decoder_state_new (dsocr_model *model, dsk_backend *be, dsocr_mla_form mla_form,
-                         GError **error)
+dsocr_decoder_state_new (dsocr_model *model, dsk_backend *be, dsocr_precision precision,
+                         dsocr_mla_form mla_form, GError **error)
 {
-  const dsocr_decoder_weights *w = dsocr_model_weights (model, be, error);
+  gsize bytes = 0;
+  const dsocr_decoder_weights *w = dsocr_model_weights (model, be, precision, &bytes, error);
   dsocr_decoder_state *s;
 
   if (!w)
@@ -34,6 +35,7 @@ dsocr_decoder_state_new (dsocr_model *model, dsk_backend *be, dsocr_mla_form mla
   s = g_new0 (dsocr_decoder_state, 1);
   s->model = model;
   s->w = w;
+  s->weight_bytes = bytes;
   s->be = dsk_backend_ref (be);
   s->pass = dsk_arena_new (be);
   s->scratch = dsk_arena_new (be);

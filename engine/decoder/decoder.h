@@ -93,10 +93,12 @@ struct dsocr_model {
   struct dsocr_weight_sets *sets;  /* host prepared per device (weight-sets.h) */
 };
 
-/* The weights of @model prepared for @be's device: made on the first call for that device and
- * shared by every later caller (thread-safe). (transfer none) valid while @model lives; NULL
- * with @error when the device cannot hold them. */
+/* The weights of @model prepared for @be's device at @precision: made on the first call for
+ * that pair and shared by every later caller (thread-safe); @bytes (nullable) gets what they
+ * take. (transfer none) valid while @model lives; NULL with @error when the device cannot hold
+ * them. */
 const dsocr_decoder_weights *dsocr_model_weights (dsocr_model *model, dsk_backend *be,
+                                                  dsocr_precision precision, gsize *bytes,
                                                   GError **error);
 
 /* Widths of a KV-cache column for @t's attention, decided by the attention code
@@ -113,7 +115,8 @@ typedef struct dsocr_indexer dsocr_indexer;
 /* One session's decoder state: its backend, weights, scratch arenas and tables. */
 typedef struct {
   const dsocr_model *model;
-  const dsocr_decoder_weights *w;  /* prepared for be's device */
+  const dsocr_decoder_weights *w;  /* prepared for be's device and the precision */
+  gsize weight_bytes;              /* what they take */
   dsk_backend *be;                 /* a reference */
   dsk_arena *pass;                 /* tensors of one forward call */
   dsk_arena *scratch;              /* tensors of one layer's block, reset per block */
@@ -132,8 +135,10 @@ typedef struct {
   gpointer user_data;
 } dsocr_decoder_state;
 
-/* A state on @be (referenced) for @model's weights prepared there. NULL with @error. */
+/* A state on @be (referenced) for @model's weights prepared there at @precision. NULL with
+ * @error. */
 dsocr_decoder_state *dsocr_decoder_state_new (dsocr_model *model, dsk_backend *be,
+                                              dsocr_precision precision,
                                               dsocr_mla_form mla_form, GError **error);
 void dsocr_decoder_state_free (dsocr_decoder_state *state);
 

@@ -6,6 +6,7 @@
 
 #include "backend-private.h"
 #include "decoder.h"
+#include "mapping.h"
 #include "dsocr/dsocr-error.h"
 #include "fp8.h"
 #include "indexer.h"
@@ -267,39 +268,47 @@ rope_tables (dsocr_model *m, GError **error)
 
 /* ---- weights per device (weight-sets.h) ---- */
 
-/* Calls @fn on every tensor of @set (the layers' expert arrays and indexers included). */
+/* Calls @fn on every tensor of @set (the layers' expert arrays and indexers included), each
+ * with its role for the precisions: the matrices of the products a decode step reads
+ * (attention, MLPs, experts, lm_head) are DSOCR_WEIGHT_MATRIX. kv_b stays as stored: the
+ * absorbed MLA form reads it untransposed (dsk_matmul), and so do the indexer's small
+ * projections and the classification head, whose bytes hardly count. */
 static void
 weights_for_each (gpointer set, dsocr_tensor_fn fn, gpointer data, gconstpointer owner)
 {
+  const dsocr_weight_role M = DSOCR_WEIGHT_MATRIX, O = DSOCR_WEIGHT_OTHER;
   dsocr_decoder_weights *w = set;
   const int n_experts = ((const dsocr_model *) owner)->config->text.n_routed_experts;
-  dsk_tensor *top[] = { &w->embed, &w->norm, &w->lm_head.w, &w->score.w, &w->rope_inv_freq };
+  dsk_tensor *top[] = { &w->embed, &w->norm, &w->score.w, &w->rope_inv_freq };
   for (gsize i = 0; i < G_N_ELEMENTS (top); i++)
-    fn (top[i], data);
+    fn (top[i], O, data);
+  fn (&w->lm_head.w, M, data);
   for (int l = 0; l < w->n_layers; l++) {
     dsocr_layer *ly = &w->layers[l];
     dsocr_linear *lins[] = { &ly->q, &ly->k, &ly->v, &ly->o, &ly->q_a, &ly->q_b, &ly->kv_a,
                              &ly->kv_b, &ly->gate, &ly->up, &ly->down };
     dsk_tensor *vecs[] = { &ly->attn_norm, &ly->ffn_norm, &ly->q_a_norm, &ly->kv_a_norm,
-                           &ly->router, &ly->router_bias, &ly->sh_gate, &ly->sh_up,
-                           &ly->sh_down };
+                           &ly->router, &ly->router_bias };
+    dsk_tensor *mats[] = { &ly->sh_gate, &ly->sh_up, &ly->sh_down };
     for (gsize i = 0; i < G_N_ELEMENTS (lins); i++) {
-      fn (&lins[i]->w, data);
-      fn (&lins[i]->b, data);
+      fn (&lins[i]->w, lins[i] == &ly->kv_b ? O : M, data);
+      fn (&lins[i]->b, O, data);
     }
     for (gsize i = 0; i < G_N_ELEMENTS (vecs); i++)
-      fn (vecs[i], data);
+      fn (vecs[i], O, data);
+    for (gsize i = 0; i < G_N_ELEMENTS (mats); i++)
+      fn (mats[i], M, data);
     for (int e = 0; ly->exp_gate && e < n_experts; e++) {
-      fn (&ly->exp_gate[e], data);
-      fn (&ly->exp_up[e], data);
-      fn (&ly->exp_down[e], data);
+      fn (&ly->exp_gate[e], M, data);
+      fn (&ly->exp_up[e], M, data);
+      fn (&ly->exp_down[e], M, data);
     }
     if (ly->indexer) {
       dsocr_indexer_weights *ix = ly->indexer;
       dsk_tensor *its[] = { &ix->wq_b, &ix->wk, &ix->k_norm_w, &ix->k_norm_b,
                             &ix->weights_proj };
       for (gsize i = 0; i < G_N_ELEMENTS (its); i++)
-        fn (its[i], data);
+        fn (its[i], O, data);
     }
   }
 }
@@ -347,14 +356,26 @@ weights_free (gpointer set)
   g_free (set);
 }
 
+/* A quantized copy replaced a host tensor: its mapped pages go back to the kernel, so that a
+ * q8 / q4 model does not also keep the checkpoint's bf16 pages resident. */
+static void
+weights_release (gconstpointer owner, const dsk_tensor *host)
+{
+  const dsocr_model *m = owner;
+  dsocr_checkpoint_drop_pages (m->ckpt, host->data,
+                               dsk_dtype_bytes (host->dtype, dsk_tensor_n_elements (host)));
+}
+
 static const dsocr_weight_set_class weights_class = {
-  weights_copy, weights_for_each, weights_free,
+  weights_copy, weights_for_each, weights_free, weights_release,
 };
 
 const dsocr_decoder_weights *
-dsocr_model_weights (dsocr_model *m, dsk_backend *be, GError **error)
+dsocr_model_weights (dsocr_model *m, dsk_backend *be, dsocr_precision precision, gsize *bytes,
+                     GError **error)
 {
-  return dsocr_weight_sets_get (m->sets, &m->host, be, "preparing the decoder weights", error);
+  return dsocr_weight_sets_get (m->sets, &m->host, be, precision, bytes,
+                                "preparing the decoder weights", error);
 }
 
 static void

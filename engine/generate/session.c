@@ -62,12 +62,14 @@ dsocr_session_new (dsocr_model *model, const dsocr_session_params *params, GErro
     dsocr_session_params_init (&p);
   if (p.n_seq_max < 0 || p.n_ctx < 0 || p.n_threads < 0 ||
       p.n_threads > DSOCR_BACKEND_MAX_THREADS || p.mla_form < DSOCR_MLA_AUTO ||
-      p.mla_form > DSOCR_MLA_ABSORBED) {
+      p.mla_form > DSOCR_MLA_ABSORBED || !dsocr_precision_to_string (p.precision)) {
     g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID,
-                 "session: invalid params (n_seq_max %d, n_ctx %d, n_threads %d, mla_form %d)",
-                 p.n_seq_max, p.n_ctx, p.n_threads, (int) p.mla_form);
+                 "session: invalid params (n_seq_max %d, n_ctx %d, n_threads %d, mla_form %d, "
+                 "precision %d)", p.n_seq_max, p.n_ctx, p.n_threads, (int) p.mla_form,
+                 (int) p.precision);
     return NULL;
   }
+  p.precision = dsocr_precision_resolve (p.precision);
   if (p.n_seq_max == 0)
     p.n_seq_max = 1;
   if (p.n_ctx == 0)
@@ -85,7 +87,7 @@ dsocr_session_new (dsocr_model *model, const dsocr_session_params *params, GErro
   dsocr_attention_cache_widths (t, &k_width, &v_width);
   dsocr_kv_cache_init (&s->cache, be, dsocr_model_get_n_layers (model), p.n_seq_max, p.n_ctx,
                        k_width, v_width);
-  s->dec = dsocr_decoder_state_new (model, be, p.mla_form, error);
+  s->dec = dsocr_decoder_state_new (model, be, p.precision, p.mla_form, error);
   if (!s->dec) {
     dsocr_session_free (s);
     return NULL;
@@ -136,6 +138,18 @@ dsocr_model *
 dsocr_session_get_model (const dsocr_session *session)
 {
   return session->model;
+}
+
+dsocr_precision
+dsocr_session_get_precision (const dsocr_session *session)
+{
+  return session->params.precision;
+}
+
+gsize
+dsocr_session_get_weight_bytes (const dsocr_session *session)
+{
+  return session->dec->weight_bytes;
 }
 
 dsocr_backend *

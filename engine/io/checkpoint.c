@@ -1,6 +1,7 @@
 /* checkpoint.c: single-file and sharded checkpoints, name lookup across shards
  * (dsocr-checkpoint.h). */
 #include "dsocr/dsocr-checkpoint.h"
+#include "mapping.h"
 
 #include <string.h>
 
@@ -461,4 +462,11 @@ dsocr_checkpoint_get_checked (dsocr_checkpoint *ckpt, const char *name, dsocr_dt
     return NULL;
   }
   return t;
+}
+
+void
+dsocr_checkpoint_drop_pages (const dsocr_checkpoint *ckpt, const void *data, gsize len)
+{
+  for (guint i = 0; i < ckpt->shards->len; i++)
+    dsocr_safetensors_drop_pages (g_ptr_array_index (ckpt->shards, i), data, len);
 }

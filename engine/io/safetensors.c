@@ -1,8 +1,11 @@
 /* safetensors.c: maps a .safetensors file and validates its header (dsocr-safetensors.h). */
 #include "dsocr/dsocr-safetensors.h"
+#include "mapping.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dsocr/dsocr-error.h"
 #include "json-strict.h"
@@ -29,6 +32,7 @@ struct dsocr_safetensors {
   GHashTable *by_name;  /* name (borrowed from entries) -> st_entry * */
   GHashTable *metadata; /* key -> value, both owned */
   guint64 tensor_bytes;
+  gboolean mapped;      /* bytes is a read-only mapping of the file (dsocr_safetensors_open) */
 };
 
 static gboolean
@@ -340,7 +344,28 @@ dsocr_safetensors_open (const char *path, GError **error)
   g_mapped_file_unref (mf);
   st = dsocr_safetensors_open_bytes (bytes, path, error);
   g_bytes_unref (bytes);
+  if (st)
+    st->mapped = TRUE;
   return st;
+}
+
+void
+dsocr_safetensors_drop_pages (const dsocr_safetensors *st, const void *data, gsize len)
+{
+#ifdef MADV_DONTNEED
+  const guint8 *lo = data, *hi = lo + len, *base = st->data, *end = base + st->data_size;
+  const guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
+  if (!st->mapped || lo < base || hi > end || page == 0)
+    return;
+  /* whole pages inside the range only: a neighbouring tensor's bytes stay put */
+  const guintptr a = ((guintptr) lo + page - 1) / page * page, b = (guintptr) hi / page * page;
+  if (b > a)
+    madvise ((void *) a, b - a, MADV_DONTNEED);
+#else
+  (void) st;
+  (void) data;
+  (void) len;
+#endif
 }
 
 dsocr_safetensors *

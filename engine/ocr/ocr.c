@@ -550,9 +550,39 @@ check_params (const dsocr_ocr_params *p, GError **error)
     bad = "ngram_whitelist / n_ngram_whitelist are inconsistent";
   else if (p->n_threads < 0)
     bad = "n_threads is negative";
+  else if (!dsocr_precision_to_string (p->precision))
+    bad = "precision is not one of dsocr_precision";
   if (bad)
     g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID, "OCR parameters: %s", bad);
   return bad == NULL;
+}
+
+gboolean
+dsocr_ocr_prepare (dsocr_ocr *ocr, dsocr_backend *backend, dsocr_precision precision,
+                   gsize *decoder_bytes, gsize *vision_bytes, GError **error)
+{
+  g_return_val_if_fail (ocr != NULL && backend != NULL, FALSE);
+  if (!dsocr_precision_to_string (precision)) {
+    g_set_error (error, DSOCR_ERROR, DSOCR_ERROR_INVALID, "precision %d is not one of "
+                 "dsocr_precision", (int) precision);
+    return FALSE;
+  }
+  dsocr_vision_session *vs = dsocr_vision_session_new (ocr->vision, backend, error);
+  if (!vs)
+    return FALSE;
+  if (vision_bytes)
+    *vision_bytes = dsocr_vision_session_get_weight_bytes (vs);
+  dsocr_vision_session_free (vs);
+  /* a session of one column prepares the decoder's weights, which outlive it */
+  dsocr_session *s = dsocr_session_new (ocr->model, &(dsocr_session_params) {
+                                          .n_ctx = 1, .backend = backend,
+                                          .precision = precision }, error);
+  if (!s)
+    return FALSE;
+  if (decoder_bytes)
+    *decoder_bytes = dsocr_session_get_weight_bytes (s);
+  dsocr_session_free (s);
+  return TRUE;
 }
 
 dsocr_result *
@@ -607,6 +637,7 @@ dsocr_ocr_generate (const dsocr_ocr *ocr, const dsocr_ocr_embeddings *emb,
     sp.n_ctx = (int) n_ctx;
     sp.n_threads = params->n_threads;
     sp.backend = params->backend;
+    sp.precision = params->precision;
     session = dsocr_session_new (ocr->model, &sp, error);
     if (!session)
       goto out;

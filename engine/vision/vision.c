@@ -224,7 +224,8 @@ load_projector (loader *ld, const dsocr_vision_config *vc)
 
 /* ---- weights per device (weight-sets.h) ---- */
 
-/* Calls @fn on every tensor of @set. */
+/* Calls @fn on every tensor of @set. The tower's products are bound by arithmetic, not by
+ * reading weights, so no precision quantizes them (DSOCR_WEIGHT_OTHER throughout). */
 static void
 weights_for_each (gpointer set, dsocr_tensor_fn fn, gpointer data, gconstpointer owner)
 {
@@ -235,23 +236,23 @@ weights_for_each (gpointer set, dsocr_tensor_fn fn, gpointer data, gconstpointer
                         &w->clip_pos, &w->pre_w, &w->pre_b, &w->proj_w, &w->proj_b,
                         &w->newline, &w->separator };
   for (gsize i = 0; i < G_N_ELEMENTS (top); i++)
-    fn (top[i], data);
+    fn (top[i], DSOCR_WEIGHT_OTHER, data);
   for (int i = 0; i < v->n_down; i++)
-    fn (&w->down[i], data);
+    fn (&w->down[i], DSOCR_WEIGHT_OTHER, data);
   for (int b = 0; b < v->n_blocks; b++) {
     vis_sam_block *k = &w->blocks[b];
     dsk_tensor *ts[] = { &k->norm1_w, &k->norm1_b, &k->norm2_w, &k->norm2_b, &k->qkv_w,
                          &k->qkv_b, &k->proj_w, &k->proj_b, &k->lin1_w, &k->lin1_b, &k->lin2_w,
                          &k->lin2_b, &k->rel_h, &k->rel_w };
     for (gsize i = 0; i < G_N_ELEMENTS (ts); i++)
-      fn (ts[i], data);
+      fn (ts[i], DSOCR_WEIGHT_OTHER, data);
   }
   for (int l = 0; l < v->n_layers; l++) {
     vis_clip_layer *y = &w->layers[l];
     dsk_tensor *ts[] = { &y->ln1_w, &y->ln1_b, &y->ln2_w, &y->ln2_b, &y->qkv_w, &y->qkv_b,
                          &y->out_w, &y->out_b, &y->fc1_w, &y->fc1_b, &y->fc2_w, &y->fc2_b };
     for (gsize i = 0; i < G_N_ELEMENTS (ts); i++)
-      fn (ts[i], data);
+      fn (ts[i], DSOCR_WEIGHT_OTHER, data);
   }
 }
 
@@ -285,7 +286,7 @@ weights_free (gpointer set)
 }
 
 static const dsocr_weight_set_class weights_class = {
-  weights_copy, weights_for_each, weights_free,
+  weights_copy, weights_for_each, weights_free, NULL,
 };
 
 static void
@@ -388,8 +389,9 @@ dsocr_vision_session_new (dsocr_vision *vision, dsocr_backend *backend, GError *
 
   if (!be)
     return NULL;
-  w = dsocr_weight_sets_get (vision->sets, &vision->host, be, "preparing the vision weights",
-                             error);
+  gsize bytes = 0;
+  w = dsocr_weight_sets_get (vision->sets, &vision->host, be, DSOCR_PRECISION_F32, &bytes,
+                             "preparing the vision weights", error);
   if (!w) {
     dsk_backend_unref (be);
     return NULL;
@@ -397,6 +399,7 @@ dsocr_vision_session_new (dsocr_vision *vision, dsocr_backend *backend, GError *
   vs = g_new0 (dsocr_vision_session, 1);
   vs->vision = dsocr_vision_ref (vision);
   vs->w = w;
+  vs->weight_bytes = bytes;
   vs->be = be;
   vs->pass = dsk_arena_new (be);
   vs->batch = dsk_arena_new (be);
@@ -422,6 +425,12 @@ dsocr_vision *
 dsocr_vision_session_get_vision (const dsocr_vision_session *vs)
 {
   return vs->vision;
+}
+
+gsize
+dsocr_vision_session_get_weight_bytes (const dsocr_vision_session *session)
+{
+  return session->weight_bytes;
 }
 
 dsocr_backend *

@@ -82,6 +82,7 @@ struct dsocr_vision {
 struct dsocr_vision_session {
   dsocr_vision *vision;         /* a reference */
   const vis_weights *w;         /* prepared for be's device */
+  gsize weight_bytes;           /* what they take */
   dsk_backend *be;              /* a reference */
   dsk_arena *pass;              /* tensors of one call: the encoded views, the packed images */
   dsk_arena *batch;             /* tensors of one batch of views (SAM, CLIP activations) */

@@ -36,7 +36,7 @@
  * read sequentially: the 8 rows interleaved ([k][8]), the tokens as a panel ([k][32]). */
 
 #define TILE 4
-#define ROW_BLOCK 16   /* weight rows per work item (a multiple of 8) */
+#define ROW_BLOCK 64   /* weight rows per work item (a multiple of 8) */
 
 typedef struct {
   const float *x[TILE];
@@ -510,24 +510,26 @@ widen_row (const kernels *k, const dsk_mat *w, int r, float *dst)
 }
 
 /* y[i][0 .. nr) (=|+=) w_r · x_i for quantized weights and @n activation rows quantized for
- * them (xq, @xq_stride bytes apart): four weight rows at a time, each read once from memory
- * and then from cache for the other tokens, the next four prefetched meanwhile. */
+ * them (xq, @xq_stride bytes apart): eight weight rows at a time (four at the end), each read
+ * once from memory and then from cache for the other tokens, the next ones prefetched
+ * meanwhile. */
 static void
 rows_tiles_q (const char *xq, size_t xq_stride, int n, const dsk_mat *w, int r0, int nr,
               float *y, size_t ldy, int acc)
 {
-  float out[TILE];
-  for (int rb = 0; rb < nr; rb += TILE) {
-    const int wr = nr - rb < TILE ? nr - rb : TILE;
-    const void *rows[TILE];
-    for (int r = 0; r < TILE; r++)   /* short blocks repeat a row; its results are dropped */
+  float out[8];
+  for (int rb = 0; rb < nr;) {
+    const int step = nr - rb >= 8 ? 8 : 4, wr = nr - rb < step ? nr - rb : step;
+    const void *rows[8];
+    for (int r = 0; r < step; r++)   /* short blocks repeat a row; its results are dropped */
       rows[r] = mat_row (w, r0 + rb + (r < wr ? r : 0));
-    const void *next = r0 + rb + TILE < w->rows ? mat_row (w, r0 + rb + TILE) : NULL;
+    const void *next = r0 + rb + step < w->rows ? mat_row (w, r0 + rb + step) : NULL;
     for (int i = 0; i < n; i++) {
-      dsk_qdot4 (rows, next, xq + (size_t) i * xq_stride, (size_t) w->cols, w->dtype, out);
+      dsk_qdot (rows, step, next, xq + (size_t) i * xq_stride, (size_t) w->cols, w->dtype, out);
       for (int r = 0; r < wr; r++)
         put (&y[(size_t) i * ldy + rb + r], out[r], acc);
     }
+    rb += wr;
   }
 }
 

@@ -28,20 +28,31 @@ random_row (GRand *rng, size_t n)
   return v;
 }
 
-/* Dequantized rows stay close: Q8's error is at most a little over half its scale, so about
- * amax / 254 a block; Q4's RMS error at most half a step of the block's range / 15. */
+/* Dequantized rows stay close, whichever quantizer made them: Q8's error is at most a little
+ * over half its scale, so about amax / 254 a block; Q4's RMS error at most half a step of the
+ * block's range / 15. */
 static void
 test_roundtrip (void)
 {
   GRand *rng = g_rand_new_with_seed (81);
-  for (int qi = 0; qi < 2; qi++) {
-    const dsk_dtype q = qi ? DSK_Q4 : DSK_Q8;
+  for (int qf = 0; qf < 4; qf++) {   /* Q8, Q4; by the AVX-512 and the plain quantizer */
+    const dsk_dtype q = qf % 2 ? DSK_Q4 : DSK_Q8;
     for (size_t a = 0; a < G_N_ELEMENTS (cols_list); a++) {
       const size_t n = cols_list[a];
       float *v = random_row (rng, n), *back = g_new (float, n);
       guint8 *row = g_malloc (dsk_quant_row_bytes (q, n));
+      dsk_cpu_force_generic (qf >= 2);
       g_assert_true (dsk_quant_row (row, q, v, DSK_F32, n));
+      dsk_cpu_force_generic (0);
       dsk_dequant_row (back, row, q, n);
+      {   /* the plain C path reads the same values (the products are exact either way) */
+        float *plain = g_new (float, n);
+        dsk_cpu_force_generic (1);
+        dsk_dequant_row (plain, row, q, n);
+        dsk_cpu_force_generic (0);
+        g_assert_cmpmem (plain, n * sizeof (float), back, n * sizeof (float));
+        g_free (plain);
+      }
       for (size_t b = 0; b < n / 32; b++) {
         float amax = 0.0f, lo = v[b * 32], hi = v[b * 32];
         double se = 0.0;
@@ -124,7 +135,7 @@ layout (size_t nb, size_t b, int j, size_t *pos, size_t *pos4, int *high)
   *high = k >= 4;
 }
 
-/* What dsk_qdot4 must give: the integer sums of codes times activation codes, scaled per block,
+/* What dsk_qdot must give: the integer sums of codes times activation codes, scaled per block,
  * in double. */
 static double
 ref_dot (const guint8 *w, const guint8 *xq, size_t n, dsk_dtype q, double *mag)
@@ -211,14 +222,21 @@ test_dot (void)
           wv[r] = random_row (rng, n);
           g_assert_true (dsk_quant_row (rows + (size_t) r * rb, q, wv[r], DSK_F32, n));
         }
-        const void *w[4] = { rows, rows + rb, rows + 2 * rb, rows + rb };   /* a row repeats */
-        float out[4];
-        dsk_qdot4 (w, rows + 4 * rb, xq, n, q, out);
-        for (int r = 0; r < 4; r++) {
+        /* eight rows (four distinct, repeated in another order), and the first four alone */
+        const int order[8] = { 0, 1, 2, 1, 3, 0, 2, 3 };
+        const void *w[8];
+        float out[8], out4[4];
+        for (int r = 0; r < 8; r++)
+          w[r] = rows + (size_t) order[r] * rb;
+        dsk_qdot (w, 8, rows + 4 * rb, xq, n, q, out);
+        dsk_qdot (w, 4, NULL, xq, n, q, out4);
+        for (int r = 0; r < 8; r++) {
           double mag, want = ref_dot (w[r], xq, n, q, &mag);
           g_assert_cmpfloat (fabs (out[r] - want), <=, 4e-6 * mag + 1e-30);
+          if (r < 4)
+            g_assert_cmpfloat (out4[r], ==, out[r]);
           /* against the unquantized values: the codes' error, a few percent for Q4 */
-          const float *orig = r == 3 ? wv[1] : wv[r];
+          const float *orig = wv[order[r]];
           double exact = 0.0, scale = 0.0;
           for (size_t i = 0; i < n; i++) {
             exact += (double) orig[i] * x[i];

@@ -58,14 +58,15 @@ size_t dsk_qx_row_bytes (size_t cols);
 /* dst = x[cols] quantized for the dot products (the same for Q8 and Q4 weights). */
 void dsk_qx_quantize (void *dst, const float *x, size_t cols);
 
-/* out[r] = w_r . x for four weight rows in @q (w[r], each @cols long; rows may repeat) and one
- * quantized activation row @xq. @next: where the rows after these begin (prefetched while
- * these are read), or NULL. The AVX512-VNNI kernel where the CPU has it, else plain C; both
- * give the same integer sums and differ only in the order of the f32 additions. */
-void dsk_qdot4 (const void *const w[4], const void *next, const void *xq, size_t cols,
-                dsk_dtype q, float out[4]);
+/* out[r] = w_r . x for @n_rows weight rows in @q (w[r], each @cols long; rows may repeat) and
+ * one quantized activation row @xq. @next: where the rows after these begin (prefetched while
+ * these are read), or NULL. The AVX512-VNNI kernel (for 4 or 8 rows) where the CPU has it,
+ * else plain C; both give the same integer sums and differ only in the order of the f32
+ * additions. */
+void dsk_qdot (const void *const *w, int n_rows, const void *next, const void *xq, size_t cols,
+               dsk_dtype q, float *out);
 
-/* Whether dsk_qdot4 uses AVX512-VNNI (for reports and benchmarks). */
+/* Whether dsk_qdot uses AVX512-VNNI (for reports and benchmarks). */
 int dsk_quant_has_vnni (void);
 
 #endif /* DSK_CPU_QUANT_H */

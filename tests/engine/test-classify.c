@@ -62,7 +62,8 @@ cls_open (cls *c)
     c->ids[i] = (int32_t) ((const int64_t *) ids->data)[i];
     c->mask[i] = (uint8_t) ((const int64_t *) mask->data)[i];
   }
-  c->session = dsocr_session_new (c->model, &(dsocr_session_params) { .n_seq_max = c->n_seq },
+  c->session = dsocr_session_new (c->model, &(dsocr_session_params) {
+                                    .n_seq_max = c->n_seq, .precision = DSOCR_PRECISION_F32 },
                                   &err);
   g_assert_no_error (err);
 }

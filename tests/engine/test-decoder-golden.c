@@ -101,6 +101,7 @@ session_new (const fixture *fx, int n_seq, dsocr_mla_form form)
   dsocr_session_params_init (&p);
   p.n_seq_max = n_seq;
   p.mla_form = form;
+  p.precision = DSOCR_PRECISION_F32;   /* the goldens are the reference's f32 numbers */
   s = dsocr_session_new (fx->model, &p, &err);
   g_assert_no_error (err);
   return s;
@@ -544,7 +545,8 @@ test_weight_dtypes (void)
     write_converted (src, st_dst, dtype);
     m = dsocr_model_load (tmp, &err);
     g_assert_no_error (err);
-    s = dsocr_session_new (m, NULL, &err);
+    s = dsocr_session_new (m, &(dsocr_session_params) { .precision = DSOCR_PRECISION_F32 },
+                           &err);
     g_assert_no_error (err);
     dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
                            DSOCR_LOGITS_ALL, logits, &err);
@@ -650,7 +652,8 @@ test_threads (gconstpointer data)
 
     dsk_mm_set_pack_min (pass == 0 ? 1000 : 1);
     dsk_mm_force_path (pass == 2 ? 2 : 0);
-    s = dsocr_session_new (fx.model, &(dsocr_session_params) { .n_threads = 3 }, &err);
+    s = dsocr_session_new (fx.model, &(dsocr_session_params) {
+                             .n_threads = 3, .precision = DSOCR_PRECISION_F32 }, &err);
     g_assert_no_error (err);
     dsocr_session_forward (s, &(dsocr_batch) { .n_seq = 1, .n_tokens = (int) L, .ids = ids },
                            DSOCR_LOGITS_ALL, logits, &err);

@@ -480,6 +480,7 @@ session_new (dsocr_model *m, int n_seq, dsocr_mla_form form)
   p.n_seq_max = n_seq;
   p.mla_form = form;
   p.n_threads = 2;
+  p.precision = DSOCR_PRECISION_F32;   /* the goldens are the reference's f32 numbers */
   s = dsocr_session_new (m, &p, &err);
   g_assert_no_error (err);
   return s;

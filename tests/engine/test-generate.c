@@ -184,7 +184,8 @@ tiny_open (tiny *t)
 
   t->model = dsocr_model_load (dir, &err);
   g_assert_no_error (err);
-  t->session = dsocr_session_new (t->model, NULL, &err);
+  t->session = dsocr_session_new (t->model, &(dsocr_session_params) {
+                                   .precision = DSOCR_PRECISION_F32 }, &err);
   g_assert_no_error (err);
   g = dsocr_safetensors_open (gpath, &err);
   g_assert_no_error (err);

@@ -92,6 +92,7 @@ params_for (dsocr_ocr_params *p, dsocr_mode mode)
 {
   dsocr_ocr_params_init (p);
   p->mode = mode;
+  p->precision = DSOCR_PRECISION_F32;   /* the goldens are the reference's f32 numbers */
   p->prompt = json_object_get_string_member (facts_root (), "prompt");
   p->max_new_tokens = (int) json_object_get_int_member (facts_root (), "max_new_tokens");
 }
@@ -224,7 +225,8 @@ test_mode (gconstpointer data)
     g_assert_true (dsocr_ocr_prompt_fill_batch (prompt, emb, &b, &err));
     g_assert_no_error (err);
     dsocr_session *s = dsocr_session_new (model, &(dsocr_session_params) {
-                                            .n_ctx = b.n_tokens }, &err);
+                                            .n_ctx = b.n_tokens,
+                                            .precision = DSOCR_PRECISION_F32 }, &err);
     g_assert_no_error (err);
     g_autofree float *logits = g_new (float, (gsize) b.n_tokens * n_vocab);
     g_assert_true (dsocr_session_forward (s, &b, DSOCR_LOGITS_ALL, logits, &err));

@@ -58,6 +58,39 @@ gboolean dsocr_device_available (const char *device, GError **error);
 /* The most threads a backend takes. */
 #define DSOCR_BACKEND_MAX_THREADS 1024
 
+/* How a model's weights are held and its products computed: the `precision` of the elements
+ * and tools (docs/numerics.md measures each against F32).
+ *
+ * F32   every weight as the checkpoint stores it (BF16), products in f32: the reference's
+ *       numbers, within the goldens' 1e-4.
+ * BF16  as F32 on CPUs, whose f32 products outrun their bf16 ones where they have no matrix
+ *       units (measured: AVX512-BF16's VDPBF16PS runs at half the f32 FMA rate on the
+ *       development CPU); reserved for devices with bf16 units.
+ * Q8    the decoder's matrices (attention, dense and expert MLPs, shared experts, lm_head) in
+ *       8-bit blocks made at load (8.5 bits a weight); decode reads about half the bytes of
+ *       BF16. Embeddings, norms, the router and the vision tower stay as stored.
+ * Q4    the same in 4-bit blocks with a minimum (5 bits a weight).
+ *
+ * DEFAULT (0) is DSOCR_PRECISION_DEFAULT_IS, chosen from docs/numerics.md: the fastest whose
+ * greedy output agrees with F32 on the goldens and the bundled model. */
+typedef enum {
+  DSOCR_PRECISION_DEFAULT = 0,
+  DSOCR_PRECISION_F32,
+  DSOCR_PRECISION_BF16,
+  DSOCR_PRECISION_Q8,
+  DSOCR_PRECISION_Q4,
+} dsocr_precision;
+
+#define DSOCR_PRECISION_DEFAULT_IS DSOCR_PRECISION_F32
+
+/* "f32", "bf16", "q8", "q4" (DEFAULT resolved first); NULL for a value out of range. */
+const char *dsocr_precision_to_string (dsocr_precision precision);
+/* Parses those names (and "default"); FALSE with @error (DSOCR_ERROR_INVALID) otherwise. */
+gboolean dsocr_precision_from_string (const char *name, dsocr_precision *precision,
+                                      GError **error);
+/* @precision with DEFAULT resolved. */
+dsocr_precision dsocr_precision_resolve (dsocr_precision precision);
+
 G_END_DECLS
 
 #endif /* DSOCR_BACKEND_H */

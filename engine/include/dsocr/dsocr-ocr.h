@@ -103,6 +103,8 @@ typedef struct {
                                 * is NULL); 0: all processors */
   dsocr_backend *backend;      /* (transfer none) where to compute, e.g. an element's backend
                                 * kept between pages; NULL: one made for the call */
+  dsocr_precision precision;   /* the decoder's (dsocr-backend.h); DEFAULT: the documented
+                                * default */
 
   /* Post-processing (page numbering, the PDF script's newline collapsing). */
   dsocr_result_options result;
@@ -126,6 +128,14 @@ void dsocr_ocr_params_init (dsocr_ocr_params *params);
  * tensor, or DSOCR_ERROR_UNSUPPORTED for a config that is not DeepSeek-OCR.
  * Returns (transfer full) a model with one reference. */
 dsocr_ocr *dsocr_ocr_load (const char *dir, GError **error);
+
+/* Prepares @ocr's weights for @backend's device at @precision now (otherwise the first run
+ * does: Q8 / Q4 quantize the decoder's matrices then, a few seconds for the full model), and
+ * gives the bytes they take: @decoder_bytes at that precision, @vision_bytes (both nullable).
+ * The prepared weights stay with @ocr and serve every later run on that device and precision.
+ * FALSE with @error when the device cannot hold them. */
+gboolean dsocr_ocr_prepare (dsocr_ocr *ocr, dsocr_backend *backend, dsocr_precision precision,
+                            gsize *decoder_bytes, gsize *vision_bytes, GError **error);
 
 /* The model to use when none is named: $DSOCR_MODEL when set and not empty; else the bundled
  * dsocr-reader (models/dsocr-reader in the source tree: a small DeepSeek-OCR for short printed

@@ -64,6 +64,8 @@ typedef struct {
   dsocr_mla_form mla_form;  /* default AUTO */
   dsocr_backend *backend;   /* (transfer none) where to compute; the session takes a
                              * reference. NULL: a CPU backend of its own */
+  dsocr_precision precision; /* how the weights are held (dsocr-backend.h); DEFAULT: the
+                              * documented default */
 } dsocr_session_params;
 
 /* Fills @params with the defaults above (a zeroed struct means the same). */
@@ -125,6 +127,11 @@ void dsocr_session_reset (dsocr_session *session);
 dsocr_model *dsocr_session_get_model (const dsocr_session *session);
 /* The backend it computes on (transfer none). */
 dsocr_backend *dsocr_session_get_backend (const dsocr_session *session);
+/* The precision it computes at (DEFAULT resolved). */
+dsocr_precision dsocr_session_get_precision (const dsocr_session *session);
+/* Bytes of the decoder weights it computes with, as prepared for its device and precision
+ * (shared with every session of the same pair): what the precision costs in memory. */
+gsize dsocr_session_get_weight_bytes (const dsocr_session *session);
 /* Cached columns per row (0 after _new or _reset). */
 int dsocr_session_get_n_past (const dsocr_session *session);
 /* Rows of the current sequences (0 while the cache is empty). */

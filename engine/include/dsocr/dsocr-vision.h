@@ -81,6 +81,9 @@ void dsocr_vision_session_free (dsocr_vision_session *session);
 /* The tower and the backend (transfer none). */
 dsocr_vision *dsocr_vision_session_get_vision (const dsocr_vision_session *session);
 dsocr_backend *dsocr_vision_session_get_backend (const dsocr_vision_session *session);
+/* Bytes of the tower's weights as prepared for the session's device (every precision keeps
+ * them as stored: the tower is bound by arithmetic, not by reading weights). */
+gsize dsocr_vision_session_get_weight_bytes (const dsocr_vision_session *session);
 
 /* Most views dsocr_vision_encode_views() takes in one call. */
 #define DSOCR_VISION_MAX_VIEWS 256
