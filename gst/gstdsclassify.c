@@ -17,8 +17,10 @@
  *
  * Classification runs on the streaming thread, in one decoder session kept from READY to
  * PAUSED until back to READY, and computes on the element's own thread pool
- * (#GstDsocrModelElement:n-threads). #GstDsocrModelElement:model-location has no default:
- * it must name the classifier's directory.
+ * (#GstDsocrModelElement:n-threads), with the weights held at
+ * #GstDsocrModelElement:precision (prepared, for q8 and q4 quantized, when the session is
+ * made at READY to PAUSED). #GstDsocrModelElement:model-location has no default: it must
+ * name the classifier's directory.
  *
  * ## Example launch line
  * |[
@@ -340,14 +342,17 @@ gst_ds_classify_start (GstDsocrModelElement * base)
   }
   dsocr_session_params_init (&params);
   params.backend = gst_dsocr_model_element_get_backend (base);
+  params.precision = gst_dsocr_model_element_get_precision (base);
+  /* the session prepares the weights for the device and precision (q8 / q4 quantize them)
+   * now, not the first page */
   self->session = dsocr_session_new (model, &params, &err);
   if (!self->session) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-        ("Could not set up the classifier in %s.", location), ("%s",
-            err->message));
+    gst_dsocr_model_element_post_prepare_error (base, "classifier", err);
     g_clear_error (&err);
     return FALSE;
   }
+  gst_dsocr_model_element_set_weights (base, "classifier", TRUE,
+      dsocr_session_get_weight_bytes (self->session));
   return TRUE;
 }
 

@@ -22,6 +22,9 @@
  * through a "dsocr.model" #GstContext or the process-wide cache. Generation computes on the
  * element's own thread pool (#GstDsocrModelElement:n-threads), made at READY to PAUSED
  * and kept for every frame: each frame gets a fresh decoder session (its KV cache) on it.
+ * The decoder's weights are prepared at READY to PAUSED for the device and
+ * #GstDsocrModelElement:precision (q8 and q4 quantize its matrices then, once per model,
+ * device and precision, not on the first frame); the "dsocr-model" message gives their size.
  *
  * For live sources, #GstDsocrDecode:interval recognises only every (interval + 1)-th frame,
  * #GstDsocrDecode:skip-unchanged reuses the last result while the page does not change, and
@@ -539,20 +542,25 @@ gst_dsocr_decode_get_property (GObject * object, guint prop_id,
 
 /* ---- model ---- */
 
-/* A bad prompt fails the start rather than the first frame. */
+/* A bad prompt fails the start rather than the first frame; the decoder's weights are
+ * prepared for the element's device and precision now (q8 / q4 quantize them), not by the
+ * first frame. */
 static gboolean
 gst_dsocr_decode_start (GstDsocrModelElement * base)
 {
   GstDsocrDecode *self = GST_DSOCR_DECODE (base);
+  dsocr_ocr *ocr = gst_dsocr_model_get_ocr (gst_dsocr_model_element_get_model (base));
+  dsocr_precision precision = gst_dsocr_model_element_get_precision (base);
   dsocr_ocr_prompt *check;
   GError *err = NULL;
   gchar *prompt;
+  gsize decoder_bytes = 0;
+  GstClockTime t0;
 
   GST_OBJECT_LOCK (self);
   prompt = g_strdup (self->prompt);
   GST_OBJECT_UNLOCK (self);
-  check = dsocr_ocr_prompt_new (gst_dsocr_model_get_ocr
-      (gst_dsocr_model_element_get_model (base)), prompt, 1, &err);
+  check = dsocr_ocr_prompt_new (ocr, prompt, 1, &err);
   g_free (prompt);
   if (!check) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
@@ -561,6 +569,17 @@ gst_dsocr_decode_start (GstDsocrModelElement * base)
     return FALSE;
   }
   dsocr_ocr_prompt_free (check);
+
+  t0 = gst_util_get_timestamp ();
+  if (!dsocr_ocr_prepare (ocr, gst_dsocr_model_element_get_backend (base), precision,
+          &decoder_bytes, NULL, &err)) {
+    gst_dsocr_model_element_post_prepare_error (base, "decoder", err);
+    g_clear_error (&err);
+    return FALSE;
+  }
+  GST_DEBUG_OBJECT (self, "decoder weights prepared in %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (gst_util_get_timestamp () - t0));
+  gst_dsocr_model_element_set_weights (base, "decoder", TRUE, decoder_bytes);
   return TRUE;
 }
 
@@ -606,6 +625,8 @@ gst_dsocr_decode_get_params (GstDsocrDecode * self, dsocr_ocr_params * p,
   p->prompt = *prompt;
   /* the element's pool, kept between pages: a page starts no threads */
   p->backend = gst_dsocr_model_element_get_backend (GST_DSOCR_MODEL_ELEMENT (self));
+  /* the weights prepared at start */
+  p->precision = gst_dsocr_model_element_get_precision (GST_DSOCR_MODEL_ELEMENT (self));
 }
 
 /* Posts "dsocr-result" for @buffer's result @fields. */

@@ -17,6 +17,11 @@
  * with one vision session, whose scratch memory is sized by the first frames and kept,
  * from READY to PAUSED until back to READY.
  *
+ * #GstDsocrModelElement:precision is there for uniformity with the other model elements,
+ * but has no effect here: the engine never quantizes the vision tower (it is bound by
+ * arithmetic, not by reading its weights), so every precision encodes with the weights as
+ * stored and gives the same embeddings.
+ *
  * With #GstDsocrEncode:batch-size above 1 the element holds frames until it has that many,
  * then encodes the views of all of them together: views of one size (the tiles of every
  * frame, the global views of one mode) go through the tower as one batch, which keeps the
@@ -230,6 +235,10 @@ gst_dsocr_encode_start (GstDsocrModelElement * base)
     g_clear_error (&err);
     return FALSE;
   }
+  /* the precision property has no effect here: every precision keeps the tower's weights
+   * as stored (the session prepared them for the device) */
+  gst_dsocr_model_element_set_weights (base, "vision tower", FALSE,
+      dsocr_vision_session_get_weight_bytes (self->session));
   return TRUE;
 }
 

@@ -12,13 +12,15 @@
  *   pad templates. The frames pass through: caps and allocation queries go to the peers,
  *   events are forwarded in order, and a subclass that holds frames back drains them
  *   before every serialized event;
- * - the properties #GstDsocrModelElement:model-location, #GstDsocrModelElement:device and
- *   #GstDsocrModelElement:n-threads;
+ * - the properties #GstDsocrModelElement:model-location, #GstDsocrModelElement:device,
+ *   #GstDsocrModelElement:n-threads and #GstDsocrModelElement:precision;
  * - at READY to PAUSED: the device check, the element's own backend (on the CPU, a thread
  *   pool of n-threads threads that does all of the element's computing), and the model,
  *   taken from a "dsocr.model" #GstContext when one holds this directory (see
  *   gstdsocrmodelcontext.h) and otherwise from the process-wide cache, then shared with the
- *   rest of the pipeline in a context; the "dsocr-model" element message says which;
+ *   rest of the pipeline in a context; then the subclass prepares the weights it computes
+ *   with for the device and the precision; the "dsocr-model" element message says which
+ *   model, backend, precision and weight size the element got;
  * - at PAUSED to READY, once the pads are deactivated: the release of both.
  *
  * Each element computes on its own backend, so the elements of a pipeline compute in
@@ -38,6 +40,13 @@ GST_DEBUG_CATEGORY_STATIC (gst_dsocr_model_element_debug);
 
 #define DEFAULT_DEVICE GST_DSOCR_DEVICE_CPU
 #define DEFAULT_N_THREADS 0
+/* the engine's documented default (dsocr-backend.h, docs/numerics.md), whichever it is */
+#define DEFAULT_PRECISION ((GstDsocrPrecision) DSOCR_PRECISION_DEFAULT_IS)
+
+/* the property's values are the engine's, DEFAULT (0) excepted */
+G_STATIC_ASSERT (DSOCR_PRECISION_DEFAULT_IS != DSOCR_PRECISION_DEFAULT);
+G_STATIC_ASSERT (DSOCR_PRECISION_DEFAULT_IS >= DSOCR_PRECISION_F32 &&
+    DSOCR_PRECISION_DEFAULT_IS <= DSOCR_PRECISION_Q4);
 
 enum
 {
@@ -45,6 +54,7 @@ enum
   PROP_MODEL_LOCATION,
   PROP_DEVICE,
   PROP_N_THREADS,
+  PROP_PRECISION,
 };
 
 struct _GstDsocrModelElementPrivate
@@ -53,12 +63,16 @@ struct _GstDsocrModelElementPrivate
   gchar *model_location;
   GstDsocrDevice device;
   gint n_threads;
+  GstDsocrPrecision precision;
 
   /* from start until stop; @model and @backend are set and cleared under the object lock,
    * because context queries read them from other elements' threads */
   GstDsocrModel *model;
   dsocr_backend *backend;
   gchar *location;
+  dsocr_precision run_precision;        /* the precision property at start */
+  const gchar *weights_what;    /* set by the subclass's start: its prepared weights */
+  gsize weights_bytes;
   gboolean started;             /* the subclass's start succeeded */
 };
 
@@ -140,6 +154,34 @@ gst_dsocr_device_get_type (void)
   return type;
 }
 
+GType
+gst_dsocr_precision_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_DSOCR_PRECISION_F32,
+        "Weights as the checkpoint stores them, products in f32: the reference's "
+          "numbers, the most memory", "f32"},
+    {GST_DSOCR_PRECISION_BF16,
+        "The same as f32 on CPUs (reserved for devices with bf16 matrix units)",
+        "bf16"},
+    {GST_DSOCR_PRECISION_Q8,
+        "Decoder matrices in 8-bit blocks made at start (8.5 bits a weight, about half "
+          "of BF16): less memory and fewer bytes read per token; output may differ "
+          "slightly", "q8"},
+    {GST_DSOCR_PRECISION_Q4,
+        "Decoder matrices in 4-bit blocks with a minimum (5 bits a weight, about a "
+          "third of BF16): the least memory; output differs more", "q4"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstDsocrPrecision", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 static void
 gst_dsocr_model_element_class_init (GstDsocrModelElementClass * klass,
     gpointer data)
@@ -210,6 +252,47 @@ gst_dsocr_model_element_class_init (GstDsocrModelElementClass * klass,
           "on one model share its weights. Read at READY to PAUSED", 0,
           DSOCR_BACKEND_MAX_THREADS, DEFAULT_N_THREADS, flags));
 
+  /**
+   * GstDsocrModelElement:precision:
+   *
+   * How the model's weights are held and its matrix products computed (the engine's
+   * dsocr_precision, dsocr-backend.h; docs/numerics.md measures each against f32):
+   *
+   * - f32: every weight as the checkpoint stores it (BF16), products in f32: the
+   *   reference's numbers;
+   * - bf16: the same as f32 on CPUs, whose f32 products outrun their bf16 ones (reserved
+   *   for devices with bf16 matrix units);
+   * - q8: the decoder's matrices (attention, dense and expert MLPs, shared experts,
+   *   lm_head) in 8-bit blocks (8.5 bits a weight), about half the memory of the stored
+   *   BF16 weights, and decoding reads about half the bytes per token; the greedy output
+   *   (and a classifier's scores) may differ from f32;
+   * - q4: the same in 4-bit blocks with a minimum (5 bits a weight), about a third of the
+   *   memory; the output differs more.
+   *
+   * Embeddings, norms, the router, MLA's kv_b and a classifier's score head always stay as
+   * stored. dsocrdecode and dsclassify
+   * prepare their decoder's weights at this precision at READY to PAUSED (q8 and q4
+   * quantize the matrices then, a few seconds for the full model) and share them with
+   * every element on the same model, device and precision. dsocrencode has the property
+   * for uniformity, but the vision tower is never quantized: every precision encodes with
+   * the weights as stored, and the embeddings do not change.
+   *
+   * The default is the engine's documented default, DSOCR_PRECISION_DEFAULT_IS (f32 in this
+   * version), chosen from the measurements of docs/numerics.md: the fastest precision whose
+   * greedy output agrees with f32 on the goldens and the bundled model. Read at READY to
+   * PAUSED.
+   */
+  g_object_class_install_property (gobject_class, PROP_PRECISION,
+      g_param_spec_enum ("precision", "Precision",
+          "How the weights are held and products computed. dsocrdecode, dsclassify: f32 "
+          "keeps the decoder's weights as stored (the reference's numbers); bf16 is the "
+          "same on CPUs; q8 holds the decoder's matrices in 8-bit blocks (about half the "
+          "memory and bytes read per token), q4 in 4-bit blocks (about a third), made at "
+          "READY to PAUSED and shared by the elements on the model; q8 and q4 may change "
+          "the output. dsocrencode: no effect, the vision tower keeps its weights as "
+          "stored. Default: the engine's (docs/numerics.md). Read at READY to PAUSED",
+          GST_TYPE_DSOCR_PRECISION, DEFAULT_PRECISION, flags));
+
   element_class->change_state =
       GST_DEBUG_FUNCPTR (gst_dsocr_model_element_change_state);
   element_class->query = GST_DEBUG_FUNCPTR (gst_dsocr_model_element_query);
@@ -222,6 +305,7 @@ gst_dsocr_model_element_class_init (GstDsocrModelElementClass * klass,
 
   gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_MODEL_ELEMENT, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_DEVICE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_DSOCR_PRECISION, 0);
 }
 
 /* ---- pads ---- */
@@ -305,6 +389,7 @@ gst_dsocr_model_element_init (GstDsocrModelElement * self,
       g_strdup (dsocr_ocr_default_model_dir ()) : NULL;
   priv->device = DEFAULT_DEVICE;
   priv->n_threads = DEFAULT_N_THREADS;
+  priv->precision = DEFAULT_PRECISION;
 }
 
 static void
@@ -326,6 +411,10 @@ gst_dsocr_model_element_set_property (GObject * object, guint prop_id,
   GstDsocrModelElementPrivate *priv = GST_DSOCR_MODEL_ELEMENT (object)->priv;
 
   GST_OBJECT_LOCK (object);
+  /* all of them are read at READY to PAUSED (GST_PARAM_MUTABLE_READY) */
+  if (GST_STATE (object) > GST_STATE_READY)
+    GST_WARNING_OBJECT (object, "%s set in %s: it applies from the next start (READY "
+        "to PAUSED)", pspec->name, gst_element_state_get_name (GST_STATE (object)));
   switch (prop_id) {
     case PROP_MODEL_LOCATION:
       g_free (priv->model_location);
@@ -336,6 +425,9 @@ gst_dsocr_model_element_set_property (GObject * object, guint prop_id,
       break;
     case PROP_N_THREADS:
       priv->n_threads = g_value_get_int (value);
+      break;
+    case PROP_PRECISION:
+      priv->precision = g_value_get_enum (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -360,6 +452,9 @@ gst_dsocr_model_element_get_property (GObject * object, guint prop_id,
       break;
     case PROP_N_THREADS:
       g_value_set_int (value, priv->n_threads);
+      break;
+    case PROP_PRECISION:
+      g_value_set_enum (value, priv->precision);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -478,21 +573,27 @@ cannot_run:
 }
 
 /* Posts the element message "dsocr-model", which tells the application which model the
- * element runs, where it came from and what it computes on. */
+ * element runs, where it came from, what it computes on, at which precision and with how
+ * many bytes of weights. */
 static void
 gst_dsocr_model_element_post_loaded (GstDsocrModelElement * self,
     gboolean shared, gboolean from_context, GstClockTime load_time)
 {
   GstDsocrModelElementClass *klass = GST_DSOCR_MODEL_ELEMENT_GET_CLASS (self);
   GstDsocrModelElementPrivate *priv = self->priv;
+  GstDsocrModelParts parts = klass->parts;
   GString *names = g_string_new (NULL);
   GstStructure *s;
 
-  if (klass->parts & GST_DSOCR_MODEL_PART_DECODER)
+  /* the OCR pipeline is the three of them */
+  if (parts & GST_DSOCR_MODEL_PART_OCR)
+    parts |= GST_DSOCR_MODEL_PART_DECODER | GST_DSOCR_MODEL_PART_VISION |
+        GST_DSOCR_MODEL_PART_TOKENIZER;
+  if (parts & GST_DSOCR_MODEL_PART_DECODER)
     g_string_append (names, "decoder ");
-  if (klass->parts & GST_DSOCR_MODEL_PART_VISION)
+  if (parts & GST_DSOCR_MODEL_PART_VISION)
     g_string_append (names, "vision ");
-  if (klass->parts & GST_DSOCR_MODEL_PART_TOKENIZER)
+  if (parts & GST_DSOCR_MODEL_PART_TOKENIZER)
     g_string_append (names, "tokenizer ");
   if (names->len)
     g_string_truncate (names, names->len - 1);
@@ -502,7 +603,11 @@ gst_dsocr_model_element_post_loaded (GstDsocrModelElement * self,
       "shared", G_TYPE_BOOLEAN, shared,
       "context", G_TYPE_BOOLEAN, from_context,
       "backend", G_TYPE_STRING, dsocr_backend_get_description (priv->backend),
+      "precision", G_TYPE_STRING, dsocr_precision_to_string (priv->run_precision),
       "load-time", G_TYPE_UINT64, (guint64) load_time, NULL);
+  if (priv->weights_what)
+    gst_structure_set (s, "weight-bytes", G_TYPE_UINT64,
+        (guint64) priv->weights_bytes, NULL);
   g_string_free (names, TRUE);
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self), s));
@@ -527,6 +632,8 @@ gst_dsocr_model_element_stop (GstDsocrModelElement * self)
   gst_dsocr_model_unref (model);
   dsocr_backend_unref (backend);
   g_clear_pointer (&priv->location, g_free);
+  priv->weights_what = NULL;
+  priv->weights_bytes = 0;
 }
 
 static gboolean
@@ -547,7 +654,10 @@ gst_dsocr_model_element_start (GstDsocrModelElement * self)
   location = g_strdup (priv->model_location);
   device = priv->device;
   n_threads = priv->n_threads;
+  priv->run_precision = dsocr_precision_resolve ((dsocr_precision) priv->precision);
   GST_OBJECT_UNLOCK (self);
+  priv->weights_what = NULL;
+  priv->weights_bytes = 0;
 
   backend = gst_dsocr_model_element_open_backend (self, device, n_threads);
   if (!backend)
@@ -753,6 +863,83 @@ const gchar *
 gst_dsocr_model_element_get_location (GstDsocrModelElement * self)
 {
   return self->priv->location;
+}
+
+dsocr_precision
+gst_dsocr_model_element_get_precision (GstDsocrModelElement * self)
+{
+  return self->priv->run_precision;
+}
+
+void
+gst_dsocr_model_element_set_weights (GstDsocrModelElement * self,
+    const gchar * what, gboolean at_precision, gsize bytes)
+{
+  GstDsocrModelElementPrivate *priv = self->priv;
+  const gchar *precision = dsocr_precision_to_string (priv->run_precision);
+  gchar *size, *form;
+
+  priv->weights_what = what;
+  priv->weights_bytes = bytes;
+  if (bytes >= ((gsize) 1 << 30))
+    size = g_strdup_printf ("%.2f GiB", (gdouble) bytes / (1 << 30));
+  else if (bytes >= ((gsize) 1 << 20))
+    size = g_strdup_printf ("%.2f MiB", (gdouble) bytes / (1 << 20));
+  else
+    size = g_strdup_printf ("%.2f KiB", (gdouble) bytes / (1 << 10));
+  form = at_precision ? g_strdup (precision) :
+      g_strdup_printf ("as stored (precision=%s does not apply to them)", precision);
+  GST_INFO_OBJECT (self, "%s weights: %s, %s on %s", what, form, size,
+      dsocr_backend_get_description (priv->backend));
+  g_free (form);
+  g_free (size);
+}
+
+void
+gst_dsocr_model_element_post_prepare_error (GstDsocrModelElement * self,
+    const gchar * what, const GError * error)
+{
+  GstDsocrModelElementPrivate *priv = self->priv;
+  const gchar *precision = dsocr_precision_to_string (priv->run_precision);
+  const gchar *location = priv->location ? priv->location : "";
+  const gchar *message = error ? error->message : "unknown error";
+  gint code = error && error->domain == DSOCR_ERROR ? error->code : -1;
+
+  switch (code) {
+    case DSOCR_ERROR_NOMEM:
+      /* what to change depends on what is left to save */
+      if (priv->run_precision == DSOCR_PRECISION_Q4)
+        GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+            ("Not enough memory for the %s weights of %s at precision=q4, the smallest: "
+                "free memory or use a smaller model.", what, location),
+            ("%s", message));
+      else
+        GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+            ("Not enough memory for the %s weights of %s at precision=%s: set "
+                "precision=%s to hold them in less memory, or free memory.", what,
+                location, precision,
+                priv->run_precision == DSOCR_PRECISION_Q8 ? "q4" : "q8 or q4"),
+            ("%s", message));
+      break;
+    case DSOCR_ERROR_DEVICE:
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("Could not prepare the %s weights of %s on %s: %s. Set device=cpu.", what,
+              location, dsocr_backend_get_description (priv->backend), message),
+          (NULL));
+      break;
+    case DSOCR_ERROR_UNSUPPORTED:
+    case DSOCR_ERROR_INVALID:
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("Could not prepare the %s weights of %s at precision=%s on %s: %s. Set "
+              "precision=f32.", what, location, precision,
+              dsocr_backend_get_description (priv->backend), message), (NULL));
+      break;
+    default:
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+          ("Could not prepare the %s weights of %s at precision=%s: %s", what,
+              location, precision, message), (NULL));
+      break;
+  }
 }
 
 GstFlowReturn

@@ -1,8 +1,8 @@
 /* gstdsocrmodelelement.h: GstDsocrModelElement, the abstract base of the elements that run a
  * model (dsocrencode, dsocrdecode, dsclassify): one sink and one src pad that pass the
- * frames through, the properties model-location, device and n-threads, the model (shared
- * through a GstContext or the process-wide cache) and the element's own backend, held from
- * READY to PAUSED until back to READY.
+ * frames through, the properties model-location, device, n-threads and precision, the model
+ * (shared through a GstContext or the process-wide cache) and the element's own backend,
+ * held from READY to PAUSED until back to READY.
  *
  *   static GstFlowReturn
  *   my_process (GstDsocrModelElement * base, GstBuffer * buf)
@@ -43,6 +43,33 @@ typedef enum
 
 #define GST_TYPE_DSOCR_DEVICE (gst_dsocr_device_get_type ())
 G_GNUC_INTERNAL GType gst_dsocr_device_get_type (void);
+
+/**
+ * GstDsocrPrecision:
+ * @GST_DSOCR_PRECISION_F32: every weight as the checkpoint stores it, products in f32: the
+ *   reference's numbers
+ * @GST_DSOCR_PRECISION_BF16: the same as f32 on CPUs (reserved for devices with bf16 matrix
+ *   units)
+ * @GST_DSOCR_PRECISION_Q8: the decoder's matrices in 8-bit blocks made at start (8.5 bits a
+ *   weight)
+ * @GST_DSOCR_PRECISION_Q4: the decoder's matrices in 4-bit blocks with a minimum (5 bits a
+ *   weight)
+ *
+ * How a model's weights are held and its products computed: the engine's dsocr_precision
+ * (dsocr-backend.h, measured in docs/numerics.md), whose values these are. The engine's
+ * DSOCR_PRECISION_DEFAULT has no value here: the property's default is the precision it
+ * resolves to, DSOCR_PRECISION_DEFAULT_IS.
+ */
+typedef enum
+{
+  GST_DSOCR_PRECISION_F32 = DSOCR_PRECISION_F32,
+  GST_DSOCR_PRECISION_BF16 = DSOCR_PRECISION_BF16,
+  GST_DSOCR_PRECISION_Q8 = DSOCR_PRECISION_Q8,
+  GST_DSOCR_PRECISION_Q4 = DSOCR_PRECISION_Q4,
+} GstDsocrPrecision;
+
+#define GST_TYPE_DSOCR_PRECISION (gst_dsocr_precision_get_type ())
+G_GNUC_INTERNAL GType gst_dsocr_precision_get_type (void);
 
 #define GST_TYPE_DSOCR_MODEL_ELEMENT (gst_dsocr_model_element_get_type ())
 #define GST_DSOCR_MODEL_ELEMENT(obj) \
@@ -150,6 +177,25 @@ G_GNUC_INTERNAL dsocr_backend *gst_dsocr_model_element_get_backend
  * (transfer none): from @start until @stop returns. For error messages. */
 G_GNUC_INTERNAL const gchar *gst_dsocr_model_element_get_location
     (GstDsocrModelElement * self);
+
+/* The precision property as it was at start (never DSOCR_PRECISION_DEFAULT): from @start
+ * until @stop returns. What the element's decoder sessions and OCR runs compute at. */
+G_GNUC_INTERNAL dsocr_precision gst_dsocr_model_element_get_precision
+    (GstDsocrModelElement * self);
+
+/* For @start, once the weights the element computes with are prepared: @bytes of them, as
+ * the engine holds them for the element's device, @what they are ("decoder", "vision
+ * tower"), and whether they are held at the precision property (@at_precision) or as stored
+ * whatever it says (the vision tower). Logs them (INFO) and puts their size in the
+ * "dsocr-model" message. */
+G_GNUC_INTERNAL void gst_dsocr_model_element_set_weights (GstDsocrModelElement * self,
+    const gchar * what, gboolean at_precision, gsize bytes);
+
+/* For @start: posts the error of weights the engine could not prepare (@error from
+ * dsocr_ocr_prepare(), dsocr_session_new() or dsocr_vision_session_new()) for @what
+ * ("decoder", "classifier", "vision tower"), with what to change. */
+G_GNUC_INTERNAL void gst_dsocr_model_element_post_prepare_error
+    (GstDsocrModelElement * self, const gchar * what, const GError * error);
 
 /* Pushes @buffer (transfer full) on the src pad. */
 G_GNUC_INTERNAL GstFlowReturn gst_dsocr_model_element_push (GstDsocrModelElement *

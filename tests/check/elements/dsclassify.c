@@ -205,6 +205,112 @@ GST_START_TEST (test_pass_labels)
 
 GST_END_TEST;
 
+GST_START_TEST (test_precision_property)
+{
+  check_precision_property ("dsclassify");
+}
+
+GST_END_TEST;
+
+/* Classifies ROW0_TEXT with "dsclassify @props" and checks that it gave scores for the
+ * three labels without an error; with @want, that they are the reference's. */
+static void
+classify_row0 (const gchar * dir, const gchar * props, const gfloat * want)
+{
+  static const gchar *names[] = { "negative", "neutral", "positive" };
+  gchar *desc = g_strdup_printf ("dsclassify model-location=\"%s\" %s", dir, props);
+  GstHarness *h;
+  GstBus *bus;
+  GstBuffer *out;
+  const GstStructure *s;
+  const GValue *scores;
+  GPtrArray *msgs, *cls;
+  const gchar *label;
+  gdouble sum = 0;
+  guint i, n_tokens = 0;
+
+  h = check_harness (desc, &bus);
+  gst_harness_set_src_caps_str (h, "text/x-raw,format=utf8");
+  out = gst_harness_push_and_pull (h, text_buffer (ROW0_TEXT));
+  s = check_get_custom (out, "DsocrClassMeta");
+  fail_unless (s != NULL, "%s: no class meta", props);
+  if (want) {
+    check_class (s, want);
+  } else {
+    scores = gst_structure_get_value (s, "scores");
+    fail_unless (scores != NULL);
+    fail_unless_equals_int (gst_value_array_get_size (scores), 3);
+    for (i = 0; i < 3; i++) {
+      gdouble p = g_value_get_double (gst_value_array_get_value (scores, i));
+
+      fail_unless (isfinite (p) && p >= 0 && p <= 1, "%s: score %g", props, p);
+      sum += p;
+    }
+    fail_unless (fabs (sum - 1.0) < 1e-6, "%s: scores add up to %g", props, sum);
+    label = gst_structure_get_string (s, "label");
+    fail_unless (label != NULL);
+    fail_unless (g_strv_contains (names, label), "%s", label);
+  }
+  fail_unless (gst_structure_get_uint (s, "n-tokens", &n_tokens));
+  fail_unless_equals_int (n_tokens, strlen (ROW0_TEXT));
+  gst_buffer_unref (out);
+
+  msgs = check_bus_messages (bus);
+  fail_unless_equals_int (check_count_errors (msgs), 0);
+  cls = check_element_messages (msgs, "dsocr-class");
+  fail_unless_equals_int (cls->len, 1);
+  g_ptr_array_unref (cls);
+  g_ptr_array_unref (msgs);
+  check_teardown (h, bus);
+  g_free (desc);
+}
+
+/* q8 and q4 classify (their scores may differ from the reference's: not compared); f32 gives
+ * the reference's. The session holds the weights at the precision: the dsocr-model message
+ * names it, and the quantized weights are smaller. */
+GST_START_TEST (test_precision_runs)
+{
+  gchar *dir = classifier_dir ();
+  dsocr_safetensors *st;
+  const gfloat *want = golden_row0 (&st);
+  GstElement *e;
+  gchar *precision = NULL;
+  guint64 bytes[G_N_ELEMENTS (check_precisions)] = { 0 };
+  guint i;
+
+  classify_row0 (dir, "precision=f32", want);
+  classify_row0 (dir, "precision=q8", NULL);
+  classify_row0 (dir, "precision=q4", NULL);
+
+  e = gst_element_factory_make ("dsclassify", NULL);
+  g_object_set (e, "model-location", dir, NULL);
+  for (i = 0; i < G_N_ELEMENTS (check_precisions); i++) {
+    /* set in NULL or READY, read at the next start */
+    gst_util_set_object_arg (G_OBJECT (e), "precision", check_precisions[i]);
+    check_start_weights (e, &precision, &bytes[i]);
+    fail_unless_equals_string (precision, check_precisions[i]);
+    g_free (precision);
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY),
+        GST_STATE_CHANGE_SUCCESS);
+  }
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL),
+      GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref (e);
+  GST_INFO ("classifier weights: f32 %" G_GUINT64_FORMAT ", bf16 %" G_GUINT64_FORMAT
+      ", q8 %" G_GUINT64_FORMAT ", q4 %" G_GUINT64_FORMAT, bytes[0], bytes[1],
+      bytes[2], bytes[3]);
+  /* bf16 holds what f32 holds on the CPU; each block format is smaller than the last */
+  fail_unless (bytes[1] <= bytes[0]);
+  fail_unless (bytes[2] < bytes[0]);
+  fail_unless (bytes[3] < bytes[2]);
+
+  dsocr_safetensors_unref (st);
+  check_remove_dir (dir);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 static gchar *
 start_error (const gchar * props, GQuark domain, gint code)
 {
@@ -361,6 +467,8 @@ dsclassify_suite (void)
   tcase_add_test (tc, test_golden_text);
   tcase_add_test (tc, test_golden_result_meta);
   tcase_add_test (tc, test_pass_labels);
+  tcase_add_test (tc, test_precision_property);
+  tcase_add_test (tc, test_precision_runs);
   tcase_add_test (tc, test_model_errors);
   tcase_add_test (tc, test_missing_result);
   tcase_add_test (tc, test_unsupported_caps);

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dsocr/dsocr-backend.h>
+
 #include "../../../gst/gstdsocrmeta.h"
 
 /* ---- metas ---- */
@@ -480,6 +482,174 @@ check_model_messages (GPtrArray * msgs, guint * loaded, guint * shared)
       (*loaded)++;
   }
   g_ptr_array_unref (m);
+}
+
+/* ---- the precision property of the model elements ---- */
+
+/* The nicks of GstDsocrPrecision, in the engine's order (dsocr_precision 1 to 4). */
+static const gchar *const check_precisions[] = { "f32", "bf16", "q8", "q4" };
+
+/* The engine's precision named @nick, checked to be a real one (not DEFAULT). */
+static inline dsocr_precision
+check_precision_from_nick (const gchar * nick)
+{
+  dsocr_precision p = DSOCR_PRECISION_DEFAULT;
+
+  fail_unless (dsocr_precision_from_string (nick, &p, NULL), "%s", nick);
+  fail_if (p == DSOCR_PRECISION_DEFAULT, "%s", nick);
+  return p;
+}
+
+/* The nick @element's precision property holds now (transfer none). */
+static inline const gchar *
+check_get_precision_nick (GstElement * element)
+{
+  GParamSpec *pspec =
+      g_object_class_find_property (G_OBJECT_GET_CLASS (element), "precision");
+  GEnumClass *klass;
+  GEnumValue *v;
+  gint value = -1;
+
+  fail_unless (pspec != NULL);
+  g_object_get (element, "precision", &value, NULL);
+  klass = G_PARAM_SPEC_ENUM (pspec)->enum_class;
+  v = g_enum_get_value (klass, value);
+  fail_unless (v != NULL, "precision %d is not a GstDsocrPrecision", value);
+  return v->value_nick;
+}
+
+/* What every model element's precision property must be: an enum GstDsocrPrecision with
+ * exactly the nicks f32, bf16, q8 and q4, whose values are the engine's dsocr_precision;
+ * the default is the precision the engine's DEFAULT resolves to; readable, writable,
+ * changeable in NULL or READY only, documented; every value set (as a value and by nick)
+ * reads back; a launch line sets it by nick and refuses a nick that is not one. */
+static inline void
+check_precision_property (const gchar * factory)
+{
+  GstElement *e = gst_element_factory_make (factory, NULL);
+  GParamSpec *pspec;
+  GParamSpecEnum *espec;
+  GError *err = NULL;
+  gint value = -1;
+  guint i;
+
+  fail_unless (e != NULL, "%s", factory);
+  pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (e), "precision");
+  fail_unless (pspec != NULL, "%s has no precision property", factory);
+  fail_unless (G_IS_PARAM_SPEC_ENUM (pspec));
+  fail_unless_equals_string (g_type_name (pspec->value_type), "GstDsocrPrecision");
+  fail_unless ((pspec->flags & G_PARAM_READWRITE) == G_PARAM_READWRITE);
+  fail_unless (pspec->flags & GST_PARAM_MUTABLE_READY);
+  fail_if (pspec->flags & (GST_PARAM_MUTABLE_PAUSED | GST_PARAM_MUTABLE_PLAYING));
+  fail_unless (g_param_spec_get_blurb (pspec) != NULL);
+  /* the blurb says what it does to the decoder and that the encoder ignores it */
+  fail_unless (strstr (g_param_spec_get_blurb (pspec), "q8") != NULL);
+  fail_unless (strstr (g_param_spec_get_blurb (pspec), "dsocrencode") != NULL);
+
+  /* the values: the engine's, DEFAULT excepted */
+  espec = G_PARAM_SPEC_ENUM (pspec);
+  fail_unless_equals_int (espec->enum_class->n_values,
+      G_N_ELEMENTS (check_precisions));
+  for (i = 0; i < G_N_ELEMENTS (check_precisions); i++) {
+    GEnumValue *v = g_enum_get_value_by_nick (espec->enum_class,
+        check_precisions[i]);
+
+    fail_unless (v != NULL, "no value %s", check_precisions[i]);
+    fail_unless_equals_int (v->value, check_precision_from_nick (check_precisions[i]));
+    fail_unless (v->value_name != NULL && *v->value_name);
+  }
+  fail_if (g_enum_get_value_by_nick (espec->enum_class, "default") != NULL);
+
+  /* the default: what the engine's DEFAULT resolves to (docs/numerics.md) */
+  fail_unless_equals_int (espec->default_value,
+      dsocr_precision_resolve (DSOCR_PRECISION_DEFAULT));
+  g_object_get (e, "precision", &value, NULL);
+  fail_unless_equals_int (value, dsocr_precision_resolve (DSOCR_PRECISION_DEFAULT));
+  fail_unless_equals_string (check_get_precision_nick (e),
+      dsocr_precision_to_string (DSOCR_PRECISION_DEFAULT));
+
+  /* every value, set as a value and as a nick, reads back */
+  for (i = 0; i < G_N_ELEMENTS (check_precisions); i++) {
+    dsocr_precision want = check_precision_from_nick (check_precisions[i]);
+
+    g_object_set (e, "precision", (gint) want, NULL);
+    g_object_get (e, "precision", &value, NULL);
+    fail_unless_equals_int (value, want);
+    g_object_set (e, "precision", (gint) DSOCR_PRECISION_DEFAULT_IS, NULL);
+    gst_util_set_object_arg (G_OBJECT (e), "precision", check_precisions[i]);
+    fail_unless_equals_string (check_get_precision_nick (e), check_precisions[i]);
+  }
+  gst_object_unref (e);
+
+  /* a launch line: "<factory> precision=q8" */
+  for (i = 0; i < G_N_ELEMENTS (check_precisions); i++) {
+    gchar *desc = g_strdup_printf ("%s precision=%s", factory, check_precisions[i]);
+
+    e = gst_parse_launch (desc, &err);
+    fail_unless (e != NULL && err == NULL, "%s: %s", desc, err ? err->message : "");
+    fail_unless_equals_string (check_get_precision_nick (e), check_precisions[i]);
+    gst_object_unref (e);
+    g_free (desc);
+  }
+  {
+    gchar *desc = g_strdup_printf ("%s precision=q16", factory);
+
+    e = gst_parse_launch (desc, &err);
+    fail_unless (err != NULL, "precision=q16 was accepted");
+    g_clear_error (&err);
+    if (e)
+      gst_object_unref (e);
+    g_free (desc);
+  }
+}
+
+/* The "dsocr-model" message @element posted in @msgs (transfer none), which must be one. */
+static inline const GstStructure *
+check_model_message_of (GPtrArray * msgs, GstElement * element)
+{
+  const GstStructure *found = NULL;
+  guint i;
+
+  for (i = 0; i < msgs->len; i++) {
+    GstMessage *m = g_ptr_array_index (msgs, i);
+
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ELEMENT &&
+        GST_MESSAGE_SRC (m) == GST_OBJECT (element) &&
+        gst_message_has_name (m, "dsocr-model")) {
+      fail_unless (found == NULL, "two dsocr-model messages from %s",
+          GST_ELEMENT_NAME (element));
+      found = gst_message_get_structure (m);
+    }
+  }
+  fail_unless (found != NULL, "no dsocr-model message from %s",
+      GST_ELEMENT_NAME (element));
+  return found;
+}
+
+/* Starts @element (READY to PAUSED) on a bus of its own and returns the "precision" and
+ * "weight-bytes" of its dsocr-model message; leaves it in PAUSED. */
+static inline void
+check_start_weights (GstElement * element, gchar ** precision, guint64 * bytes)
+{
+  GstBus *bus = gst_bus_new ();
+  GPtrArray *msgs;
+  const GstStructure *s;
+
+  gst_element_set_bus (element, bus);
+  fail_unless_equals_int (gst_element_set_state (element, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+  msgs = check_bus_messages (bus);
+  fail_unless_equals_int (check_count_errors (msgs), 0);
+  s = check_model_message_of (msgs, element);
+  *precision = g_strdup (gst_structure_get_string (s, "precision"));
+  fail_unless (*precision != NULL);
+  *bytes = 0;
+  fail_unless (gst_structure_get_uint64 (s, "weight-bytes", bytes));
+  fail_unless (*bytes > 0);
+  g_ptr_array_unref (msgs);
+  gst_element_set_bus (element, NULL);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
 }
 
 #endif /* DSOCR_CHECK_H */

@@ -29,34 +29,11 @@ real_dir (const gchar * dir)
   return out;
 }
 
-/* The "dsocr-model" message @element posted in @msgs (transfer none). */
-static const GstStructure *
-model_message (GPtrArray * msgs, GstElement * element)
-{
-  const GstStructure *found = NULL;
-  guint i;
-
-  for (i = 0; i < msgs->len; i++) {
-    GstMessage *m = g_ptr_array_index (msgs, i);
-
-    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ELEMENT &&
-        GST_MESSAGE_SRC (m) == GST_OBJECT (element) &&
-        gst_message_has_name (m, "dsocr-model")) {
-      fail_unless (found == NULL, "two dsocr-model messages from %s",
-          GST_ELEMENT_NAME (element));
-      found = gst_message_get_structure (m);
-    }
-  }
-  fail_unless (found != NULL, "no dsocr-model message from %s",
-      GST_ELEMENT_NAME (element));
-  return found;
-}
-
 static void
 assert_model_message (GPtrArray * msgs, GstElement * element, const gchar * dir,
     gboolean from_context, gboolean shared)
 {
-  const GstStructure *s = model_message (msgs, element);
+  const GstStructure *s = check_model_message_of (msgs, element);
   gchar *want = real_dir (dir);
   gboolean c = !from_context, sh = !shared;
 

@@ -325,6 +325,14 @@ GST_START_TEST (test_golden_tiny)
 
 GST_END_TEST;
 
+/* precision=f32, set explicitly, is the reference's numbers */
+GST_START_TEST (test_golden_tiny_f32)
+{
+  run_golden ("tiny", "max-new-tokens=48 precision=f32", "tiny.tokens", 48, FALSE);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_golden_gundam)
 {
   /* 1 x 2 tiles; the guard (n 20) overruled the model at step 34 of 48 */
@@ -609,6 +617,105 @@ GST_START_TEST (test_leaky)
 
 GST_END_TEST;
 
+GST_START_TEST (test_precision_property)
+{
+  check_precision_property ("dsocrdecode");
+}
+
+GST_END_TEST;
+
+/* The page through dsocrpreprocess ! dsocrencode ! dsocrdecode @props: a result, without an
+ * error (its text is not compared: q8 and q4 may generate other tokens than f32). */
+static void
+recognize_page (const gchar * props)
+{
+  GstBus *bus;
+  GstHarness *h = ocr_harness (props, PAGE_W, PAGE_H, &bus);
+  GstBuffer *out;
+  const GstStructure *s;
+  GPtrArray *msgs, *results;
+  guint n_tokens = 0;
+
+  out = gst_harness_push_and_pull (h, page_frame (0));
+  s = result_of (out);
+  fail_unless (gst_structure_get_uint (s, "n-tokens", &n_tokens));
+  fail_unless (n_tokens >= 1 && n_tokens <= 16, "%s: %u tokens", props, n_tokens);
+  fail_unless (gst_structure_get_string (s, "raw-text") != NULL);
+  fail_unless (gst_structure_get_string (s, "markdown") != NULL);
+  fail_unless (gst_structure_get_string (s, "json") != NULL);
+  gst_buffer_unref (out);
+  msgs = check_bus_messages (bus);
+  fail_unless_equals_int (check_count_errors (msgs), 0);
+  results = check_element_messages (msgs, "dsocr-result");
+  fail_unless_equals_int (results->len, 1);
+  g_ptr_array_unref (results);
+  g_ptr_array_unref (msgs);
+  check_teardown (h, bus);
+}
+
+/* Started with precision=q8 or q4, dsocrdecode recognises pages; its weights are prepared at
+ * that precision at start (the dsocr-model message names it and their size, smaller than
+ * f32's), and every frame is recognised without an error. */
+GST_START_TEST (test_precision_runs)
+{
+  static const gchar *precisions[] = { "f32", "q8", "q4" };
+  gchar *dir = e2e_dir ();
+  guint64 bytes[G_N_ELEMENTS (precisions)] = { 0 };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (precisions); i++) {
+    gchar *props = g_strdup_printf ("precision=%s max-new-tokens=16",
+        precisions[i]);
+    gchar *desc;
+    GstElement *pipe, *dec;
+    GstBus *bus;
+    GPtrArray *msgs, *results;
+    const GstStructure *s;
+
+    if (i > 0)
+      recognize_page (props);
+
+    desc = g_strdup_printf ("videotestsrc num-buffers=2 ! "
+        "video/x-raw,format=RGB,width=96,height=64 ! dsocrpreprocess mode=tiny ! "
+        "dsocrencode model-location=\"%s\" precision=%s ! "
+        "dsocrdecode name=dec model-location=\"%s\" %s ! fakesink", dir,
+        precisions[i], dir, props);
+    pipe = gst_parse_launch (desc, NULL);
+    fail_unless (pipe != NULL);
+    dec = gst_bin_get_by_name (GST_BIN (pipe), "dec");
+    fail_unless_equals_string (check_get_precision_nick (dec), precisions[i]);
+    bus = gst_element_get_bus (pipe);
+    fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING) ==
+        GST_STATE_CHANGE_FAILURE);
+    msgs = check_wait_eos (bus, 120 * GST_SECOND);
+    fail_unless_equals_string (check_last_type (msgs), "eos");
+    fail_unless_equals_int (check_count_errors (msgs), 0);
+    results = check_element_messages (msgs, "dsocr-result");
+    fail_unless_equals_int (results->len, 2);
+    g_ptr_array_unref (results);
+    s = check_model_message_of (msgs, dec);
+    fail_unless_equals_string (gst_structure_get_string (s, "precision"),
+        precisions[i]);
+    fail_unless (gst_structure_get_uint64 (s, "weight-bytes", &bytes[i]));
+    fail_unless (bytes[i] > 0);
+    g_ptr_array_unref (msgs);
+    fail_unless_equals_int (gst_element_set_state (pipe, GST_STATE_NULL),
+        GST_STATE_CHANGE_SUCCESS);
+    gst_object_unref (bus);
+    gst_object_unref (dec);
+    gst_object_unref (pipe);
+    g_free (desc);
+    g_free (props);
+  }
+  GST_INFO ("decoder weights: f32 %" G_GUINT64_FORMAT ", q8 %" G_GUINT64_FORMAT
+      ", q4 %" G_GUINT64_FORMAT, bytes[0], bytes[1], bytes[2]);
+  fail_unless (bytes[1] < bytes[0]);
+  fail_unless (bytes[2] < bytes[1]);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 static gchar *
 start_error (const gchar * props, GQuark domain, gint code)
 {
@@ -825,6 +932,7 @@ dsocrdecode_suite (void)
   suite_add_tcase (s, tc);
   tcase_set_timeout (tc, 300);
   tcase_add_test (tc, test_golden_tiny);
+  tcase_add_test (tc, test_golden_tiny_f32);
   tcase_add_test (tc, test_golden_gundam);
   tcase_add_test (tc, test_golden_window_guard);
   tcase_add_test (tc, test_grounding_regions);
@@ -836,6 +944,8 @@ dsocrdecode_suite (void)
   tcase_add_test (tc, test_model_errors);
   tcase_add_test (tc, test_missing_embeddings);
   tcase_add_test (tc, test_bad_prompt);
+  tcase_add_test (tc, test_precision_property);
+  tcase_add_test (tc, test_precision_runs);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_pipeline_outputs);
   return s;

@@ -46,15 +46,16 @@ tiny_ocr_dir (void)
 }
 
 /* Runs a @w x @h frame through "dsocrpreprocess mode=@mode", replaces its views with the
- * reference's (global: seed @global_seed; tiles: seeds 10, 11, ...) and encodes it. Returns
- * the encoded buffer (transfer full). */
+ * reference's (global: seed @global_seed; tiles: seeds 10, 11, ...) and encodes it with
+ * "dsocrencode @props". Returns the encoded buffer (transfer full). */
 static GstBuffer *
-encode_synthetic (const gchar * mode, gint w, gint h, guint32 global_seed,
-    GstBus ** bus_out, GstHarness ** enc_out)
+encode_synthetic_props (const gchar * mode, gint w, gint h, guint32 global_seed,
+    const gchar * props, GstBus ** bus_out, GstHarness ** enc_out)
 {
   gchar *pre_desc = g_strdup_printf ("dsocrpreprocess mode=%s", mode);
   gchar *dir = tiny_ocr_dir ();
-  gchar *enc_desc = g_strdup_printf ("dsocrencode model-location=\"%s\"", dir);
+  gchar *enc_desc = g_strdup_printf ("dsocrencode model-location=\"%s\" %s", dir,
+      props);
   gchar *caps = check_video_caps (GST_VIDEO_FORMAT_RGB, w, h);
   GstHarness *pre, *enc;
   GstBus *pre_bus, *bus;
@@ -88,6 +89,13 @@ encode_synthetic (const gchar * mode, gint w, gint h, guint32 global_seed,
   g_free (dir);
   g_free (pre_desc);
   return out;
+}
+
+static GstBuffer *
+encode_synthetic (const gchar * mode, gint w, gint h, guint32 global_seed,
+    GstBus ** bus_out, GstHarness ** enc_out)
+{
+  return encode_synthetic_props (mode, w, h, global_seed, "", bus_out, enc_out);
 }
 
 static void
@@ -451,6 +459,62 @@ GST_START_TEST (test_n_threads)
 
 GST_END_TEST;
 
+GST_START_TEST (test_precision_property)
+{
+  check_precision_property ("dsocrencode");
+}
+
+GST_END_TEST;
+
+/* The vision tower is never quantized: at every precision the element encodes with the
+ * weights as stored (the same size in the dsocr-model message) and gives the reference's
+ * embeddings. */
+GST_START_TEST (test_precision_no_effect)
+{
+  gchar *dir = tiny_ocr_dir ();
+  GstElement *e = gst_element_factory_make ("dsocrencode", NULL);
+  gchar *precision = NULL;
+  guint64 bytes_f32 = 0, bytes = 0;
+  guint i;
+
+  g_object_set (e, "model-location", dir, NULL);
+  gst_util_set_object_arg (G_OBJECT (e), "precision", "f32");
+  check_start_weights (e, &precision, &bytes_f32);
+  fail_unless_equals_string (precision, "f32");
+  g_free (precision);
+  for (i = 0; i < G_N_ELEMENTS (check_precisions); i++) {
+    /* changed in READY, read at the next start */
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY),
+        GST_STATE_CHANGE_SUCCESS);
+    gst_util_set_object_arg (G_OBJECT (e), "precision", check_precisions[i]);
+    check_start_weights (e, &precision, &bytes);
+    fail_unless_equals_string (precision, check_precisions[i]);
+    fail_unless_equals_uint64 (bytes, bytes_f32);
+    g_free (precision);
+  }
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL),
+      GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref (e);
+  g_free (dir);
+
+  for (i = 0; i < G_N_ELEMENTS (check_precisions); i++) {
+    gchar *props = g_strdup_printf ("precision=%s", check_precisions[i]);
+    GstHarness *h;
+    GstBus *bus;
+    GstBuffer *out = encode_synthetic_props ("tiny", 300, 200, 1, props, &bus, &h);
+    GPtrArray *msgs = check_bus_messages (bus);
+
+    check_packed (out, "tiny.packed", 73);
+    fail_unless_equals_int (check_count_errors (msgs), 0);
+    g_ptr_array_unref (msgs);
+    gst_buffer_unref (out);
+    check_teardown (h, bus);
+    g_free (props);
+  }
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_unsupported_caps)
 {
   GstElement *e = gst_element_factory_make ("dsocrencode", NULL);
@@ -589,6 +653,8 @@ dsocrencode_suite (void)
   tcase_add_test (tc, test_text_only_model);
   tcase_add_test (tc, test_cuda_refused);
   tcase_add_test (tc, test_n_threads);
+  tcase_add_test (tc, test_precision_property);
+  tcase_add_test (tc, test_precision_no_effect);
   tcase_add_test (tc, test_unsupported_caps);
   tcase_add_test (tc, test_missing_tiles);
   tcase_add_test (tc, test_shared_model);
